@@ -1,0 +1,20 @@
+-- pg-idempotency: what the application role needs at run time, and nothing more. No DDL.
+--
+-- Run by hand:  psql -v schema=idempotency -v role=app_user -f sql/grants.sql
+-- grantAccess(db, { role }) runs this same file. Re-run it after each migration.
+\if :{?schema}
+\else
+\set schema idempotency
+\endif
+\set ON_ERROR_STOP on
+
+BEGIN;
+
+GRANT USAGE ON SCHEMA :"schema" TO :"role";
+-- Claims read and insert keys; an expired key is deleted and replaced; REPEATABLE READ
+-- placeholders are updated.
+GRANT SELECT, INSERT, UPDATE, DELETE ON :"schema".idempotency_keys TO :"role";
+GRANT SELECT ON :"schema".schema_migrations TO :"role";
+GRANT EXECUTE ON FUNCTION :"schema".claim_idempotency_key(text, text, bytea, boolean, integer) TO :"role";
+
+COMMIT;

@@ -1,0 +1,145 @@
+/**
+ * Every error the library raises on purpose is an {@link IdempotencyError}: match on `code`
+ * (stable across releases) or on the subclass, never on the message.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await db.transaction().execute((tx) => withIdempotency(tx, key, handler))
+ * } catch (error) {
+ *   if (error instanceof IdempotencyError) reply.status(error.httpStatus).send({ code: error.code })
+ *   else throw error
+ * }
+ * ```
+ */
+export const IdempotencyErrorCode = {
+  /** The key is empty, too long, has control characters, or fails the required format. */
+  KEY_INVALID: 'IDEMPOTENCY_KEY_INVALID',
+  /** The key was first used with a different request. */
+  KEY_MISMATCH: 'IDEMPOTENCY_KEY_MISMATCH',
+  /** Another transaction holds the key and has not finished. Retry after `retryAfterSeconds`. */
+  KEY_IN_PROGRESS: 'IDEMPOTENCY_KEY_IN_PROGRESS',
+  /**
+   * Under REPEATABLE READ or SERIALIZABLE, the first request with this key committed after this
+   * transaction took its snapshot. Nothing ran; retry the whole transaction to get the replay.
+   */
+  SNAPSHOT_CONFLICT: 'IDEMPOTENCY_SNAPSHOT_CONFLICT',
+  /** The request is not a JSON value, so it cannot be fingerprinted. */
+  REQUEST_INVALID: 'IDEMPOTENCY_REQUEST_INVALID',
+  /** The handler returned (or failed with) something that is not a JSON value. Nothing is stored. */
+  RESULT_INVALID: 'IDEMPOTENCY_RESULT_INVALID',
+  /** The library was called wrongly: no transaction, bad options. A bug in the caller. */
+  USAGE: 'IDEMPOTENCY_USAGE',
+  /** The key table or claim function is missing: run `migrate()` first. */
+  NOT_MIGRATED: 'IDEMPOTENCY_NOT_MIGRATED',
+  /** The database refused a statement of the library's for another reason; see `cause`. */
+  STORE_FAILED: 'IDEMPOTENCY_STORE_FAILED',
+} as const
+
+export type IdempotencyErrorCode = (typeof IdempotencyErrorCode)[keyof typeof IdempotencyErrorCode]
+
+export interface IdempotencyErrorOptions {
+  cause?: unknown
+}
+
+/** Base class of every error the library raises on purpose. */
+export class IdempotencyError extends Error {
+  readonly code: IdempotencyErrorCode
+  /** The HTTP status an API should answer with. */
+  readonly httpStatus: number
+  /** Whether the same request may succeed if simply sent again later. */
+  readonly retryable: boolean
+
+  constructor(
+    code: IdempotencyErrorCode,
+    httpStatus: number,
+    message: string,
+    options: IdempotencyErrorOptions & { retryable?: boolean } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.code = code
+    this.httpStatus = httpStatus
+    this.retryable = options.retryable ?? false
+  }
+}
+
+/** `400`: the key breaks the key rules. Raised before any SQL runs. */
+export class IdempotencyKeyInvalidError extends IdempotencyError {
+  constructor(message: string) {
+    super(IdempotencyErrorCode.KEY_INVALID, 400, message)
+  }
+}
+
+/** `422`: the key is bound to a different request. `firstSeenAt` tells when that was. */
+export class IdempotencyKeyMismatchError extends IdempotencyError {
+  readonly firstSeenAt: Date
+
+  constructor(scope: string, firstSeenAt: Date) {
+    super(
+      IdempotencyErrorCode.KEY_MISMATCH,
+      422,
+      `The idempotency key in scope "${scope}" was first used with a different request.`,
+    )
+    this.firstSeenAt = firstSeenAt
+  }
+}
+
+/** `409`: a request with the same key is still running elsewhere. */
+export class IdempotencyKeyInProgressError extends IdempotencyError {
+  /** A suggested delay before retrying, in whole seconds (for a `Retry-After` header). */
+  readonly retryAfterSeconds: number
+
+  constructor(message: string, retryAfterSeconds: number, options: IdempotencyErrorOptions = {}) {
+    super(IdempotencyErrorCode.KEY_IN_PROGRESS, 409, message, { ...options, retryable: true })
+    this.retryAfterSeconds = retryAfterSeconds
+  }
+}
+
+/** `409`: see {@link IdempotencyErrorCode.SNAPSHOT_CONFLICT}. Retry the whole transaction. */
+export class IdempotencySnapshotConflictError extends IdempotencyError {
+  readonly retryAfterSeconds = 0
+
+  constructor(options: IdempotencyErrorOptions = {}) {
+    super(
+      IdempotencyErrorCode.SNAPSHOT_CONFLICT,
+      409,
+      'A concurrent request with the same idempotency key committed after this transaction began; retry the transaction.',
+      { ...options, retryable: true },
+    )
+  }
+}
+
+/** A value that must be JSON is not: a request (`400`) or a handler's result (`500`). */
+export class IdempotencyJsonError extends IdempotencyError {
+  /** Where in the value the problem is, as a JSON pointer-like path (`$.items[2].price`). */
+  readonly path: string
+
+  constructor(code: typeof IdempotencyErrorCode.REQUEST_INVALID | typeof IdempotencyErrorCode.RESULT_INVALID, path: string, problem: string) {
+    const what = code === IdempotencyErrorCode.REQUEST_INVALID ? 'request' : 'result'
+    super(code, code === IdempotencyErrorCode.REQUEST_INVALID ? 400 : 500, `The ${what} is not storable JSON at ${path}: ${problem}.`)
+    this.path = path
+  }
+}
+
+/** `500`: the library was called wrongly (not in a transaction, invalid options). */
+export class IdempotencyUsageError extends IdempotencyError {
+  constructor(message: string) {
+    super(IdempotencyErrorCode.USAGE, 500, message)
+  }
+}
+
+/** `500`: the database refused one of the library's own statements. `sqlState` names why. */
+export class IdempotencyStoreError extends IdempotencyError {
+  readonly sqlState: string | undefined
+
+  constructor(
+    code: typeof IdempotencyErrorCode.NOT_MIGRATED | typeof IdempotencyErrorCode.STORE_FAILED,
+    message: string,
+    sqlState: string | undefined,
+    cause: unknown,
+  ) {
+    super(code, 500, message, { cause })
+    this.sqlState = sqlState
+  }
+}

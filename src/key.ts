@@ -1,0 +1,86 @@
+import { validate as isUuid, version as uuidVersion } from 'uuid'
+import { IdempotencyKeyInvalidError } from './errors.ts'
+
+/** The longest key accepted, in characters (Stripe and the IETF draft's common practice). */
+export const MAX_KEY_LENGTH = 255
+/** The longest scope accepted, in characters. */
+export const MAX_SCOPE_LENGTH = 512
+/** The scope of a key given as a bare string. */
+export const DEFAULT_SCOPE = 'default'
+
+/** Which keys are accepted: any string within the rules, an RFC 4122 UUID, or only a version 4 UUID. */
+export type KeyFormat = 'any' | 'uuid' | 'uuid-v4'
+
+/**
+ * Names one idempotent operation. The same `key` in two scopes is two keys: build the scope from
+ * who the caller is (tenant, API client) so one client can never read another's stored result.
+ */
+export interface IdempotencyKey {
+  /** The client's key, 1 to 255 characters with no control characters. */
+  key: string
+  /** Defaults to `'default'`. 1 to 512 characters with no control characters. */
+  scope?: string
+  /** Any JSON value; a repeat with a different request is a mismatch. Defaults to `null`. */
+  request?: unknown
+  /** A UUID stored with the key, so the key is deleted when that customer is. */
+  customerId?: string
+}
+
+/** A key object, or a bare key string in the default scope with no request. */
+export type IdempotencyKeyInput = string | IdempotencyKey
+
+/** A key that passed every rule. */
+export interface ValidKey {
+  scope: string
+  key: string
+  request: unknown
+  customerId: string | null
+}
+
+/** Applies the key rules; throws {@link IdempotencyKeyInvalidError} before any SQL runs. */
+export function validateKey(input: IdempotencyKeyInput, format: KeyFormat = 'any'): ValidKey {
+  const spec: IdempotencyKey = typeof input === 'string' ? { key: input } : (input ?? ({} as IdempotencyKey))
+  if (typeof spec !== 'object') throw new IdempotencyKeyInvalidError('The idempotency key must be a string or an object with a key.')
+  const key = checkText('key', spec.key, MAX_KEY_LENGTH)
+  const scope = checkText('scope', spec.scope ?? DEFAULT_SCOPE, MAX_SCOPE_LENGTH)
+  checkFormat(key, format)
+  const customerId = spec.customerId ?? null
+  if (customerId !== null && (typeof customerId !== 'string' || !isUuid(customerId))) {
+    throw new IdempotencyKeyInvalidError('The customerId stored with an idempotency key must be a UUID.')
+  }
+  return { scope, key, request: spec.request, customerId }
+}
+
+// C0 and C1 control characters, DEL included.
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/
+
+function checkText(what: string, value: unknown, maxLength: number): string {
+  if (typeof value !== 'string') throw new IdempotencyKeyInvalidError(`The idempotency ${what} must be a string.`)
+  if (value.length === 0) throw new IdempotencyKeyInvalidError(`The idempotency ${what} is empty.`)
+  // PostgreSQL counts code points; a UTF-16 length within the limit is always within it.
+  if (value.length > maxLength && countCodePoints(value) > maxLength) {
+    throw new IdempotencyKeyInvalidError(`The idempotency ${what} is longer than ${maxLength} characters.`)
+  }
+  if (CONTROL_CHARACTER.test(value)) throw new IdempotencyKeyInvalidError(`The idempotency ${what} contains a control character.`)
+  if (!value.isWellFormed()) throw new IdempotencyKeyInvalidError(`The idempotency ${what} contains a lone surrogate.`)
+  return value
+}
+
+function checkFormat(key: string, format: KeyFormat): void {
+  switch (format) {
+    case 'any':
+      return
+    case 'uuid':
+      if (!isUuid(key)) throw new IdempotencyKeyInvalidError('The idempotency key must be a UUID (RFC 4122).')
+      return
+    case 'uuid-v4':
+      if (!isUuid(key) || uuidVersion(key) !== 4) throw new IdempotencyKeyInvalidError('The idempotency key must be a version 4 UUID.')
+      return
+  }
+}
+
+function countCodePoints(text: string): number {
+  let count = 0
+  for (const _ of text) count++
+  return count
+}

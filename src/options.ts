@@ -1,0 +1,96 @@
+import type { Transaction } from 'kysely'
+import { toMilliseconds, type Duration } from './duration.ts'
+import { IdempotencyUsageError } from './errors.ts'
+import type { KeyFormat } from './key.ts'
+import { DEFAULT_SCHEMA } from './store/schema-name.ts'
+
+/** What a repeat with the same key but a different request gets. */
+export type MismatchPolicy<DB> = 'reject' | 'replay' | MismatchHandler<DB>
+
+/**
+ * Decides a mismatch inside the transaction. It may write through `tx` (apply a changed field to
+ * the existing object, say) and then answer `'replay'` to return the stored value.
+ */
+export type MismatchHandler<DB> = (mismatch: {
+  tx: Transaction<DB>
+  /** The value stored by the first request. */
+  stored: unknown
+  /** Whether the first request ended in a {@link FinalFailure}. */
+  failed: boolean
+  /** The new request, as given. */
+  request: unknown
+  firstSeenAt: Date
+}) => 'replay' | 'reject' | Promise<'replay' | 'reject'>
+
+export interface WithIdempotencyOptions<DB = unknown> {
+  /** How long a completed key is replayed. Default `'24h'`. */
+  ttl?: Duration
+  /** Same key, different request. Default `'reject'` (throws `IDEMPOTENCY_KEY_MISMATCH`). */
+  onMismatch?: MismatchPolicy<DB>
+  /**
+   * Same key while another transaction holds it. `'wait'` (default) blocks until that one
+   * finishes, then replays its result, or runs `fn` if it rolled back. `'reject'` throws
+   * `IDEMPOTENCY_KEY_IN_PROGRESS` at once.
+   */
+  onConcurrent?: 'wait' | 'reject'
+  /** The longest `'wait'` blocks before throwing `IDEMPOTENCY_KEY_IN_PROGRESS`. Default `'10s'`. */
+  waitTimeout?: Duration
+  /** The `retryAfterSeconds` suggested with `IDEMPOTENCY_KEY_IN_PROGRESS`. Default 1. */
+  retryAfterSeconds?: number
+  /** Accept any key (default), only RFC 4122 UUIDs, or only version 4 UUIDs. */
+  keyFormat?: KeyFormat
+  /** Where the migrations put the key table. Default `'idempotency'`. */
+  schema?: string
+  /**
+   * Take a savepoint before `fn`, so a {@link FinalFailure} (or any error the caller catches)
+   * rolls back only `fn`'s writes. Default `true`. `false` saves a round trip per first call;
+   * a `FinalFailure` then throws `IDEMPOTENCY_USAGE` and stores nothing.
+   */
+  savepoint?: boolean
+}
+
+export interface ResolvedOptions<DB> {
+  ttlMs: number
+  onMismatch: MismatchPolicy<DB>
+  wait: boolean
+  waitTimeoutMs: number
+  retryAfterSeconds: number
+  keyFormat: KeyFormat
+  schema: string
+  savepoint: boolean
+}
+
+// PostgreSQL's lock_timeout is an int of milliseconds.
+const MAX_WAIT_TIMEOUT_MS = 2_147_483_647
+// Far enough to be "forever" for a key, near enough for timestamptz arithmetic.
+const MAX_TTL_MS = 100 * 365 * 24 * 3600 * 1000
+
+/** Checks the options and fills in the defaults. */
+export function resolveOptions<DB>(options: WithIdempotencyOptions<DB>): ResolvedOptions<DB> {
+  const onMismatch = options.onMismatch ?? 'reject'
+  if (onMismatch !== 'reject' && onMismatch !== 'replay' && typeof onMismatch !== 'function') {
+    throw new IdempotencyUsageError(`Option onMismatch must be 'reject', 'replay' or a function; got ${String(onMismatch)}.`)
+  }
+  const onConcurrent = options.onConcurrent ?? 'wait'
+  if (onConcurrent !== 'wait' && onConcurrent !== 'reject') {
+    throw new IdempotencyUsageError(`Option onConcurrent must be 'wait' or 'reject'; got ${String(onConcurrent)}.`)
+  }
+  const keyFormat = options.keyFormat ?? 'any'
+  if (keyFormat !== 'any' && keyFormat !== 'uuid' && keyFormat !== 'uuid-v4') {
+    throw new IdempotencyUsageError(`Option keyFormat must be 'any', 'uuid' or 'uuid-v4'; got ${String(keyFormat)}.`)
+  }
+  const retryAfterSeconds = options.retryAfterSeconds ?? 1
+  if (!Number.isInteger(retryAfterSeconds) || retryAfterSeconds < 0) {
+    throw new IdempotencyUsageError(`Option retryAfterSeconds must be a whole number of seconds; got ${String(retryAfterSeconds)}.`)
+  }
+  return {
+    ttlMs: toMilliseconds('ttl', options.ttl ?? '24h', MAX_TTL_MS),
+    onMismatch,
+    wait: onConcurrent === 'wait',
+    waitTimeoutMs: toMilliseconds('waitTimeout', options.waitTimeout ?? '10s', MAX_WAIT_TIMEOUT_MS),
+    retryAfterSeconds,
+    keyFormat,
+    schema: options.schema ?? DEFAULT_SCHEMA,
+    savepoint: options.savepoint ?? true,
+  }
+}

@@ -1,0 +1,97 @@
+import { CompiledQuery, type Transaction } from 'kysely'
+import type { ValidKey } from '../key.ts'
+import { translateDatabaseError } from './database-errors.ts'
+import { quoteSchema } from './schema-name.ts'
+
+/** What {@link KeyStore.claim} found. See `claim_idempotency_key` in sql/0001. */
+export type ClaimOutcome = 'found' | 'busy' | 'new' | 'new_placeholder'
+
+/** A stored row's outcome, as the claim returns it. */
+export type StoredStatus = 'completed' | 'failed'
+
+export interface ClaimRow {
+  outcome: ClaimOutcome
+  status: StoredStatus | null
+  fingerprint: Buffer | null
+  response: unknown
+  created_at: Date
+}
+
+export interface CompletedKey {
+  key: ValidKey
+  fingerprint: Buffer
+  status: StoredStatus
+  responseJson: string
+  ttlMs: number
+  /** The claim inserted a placeholder (REPEATABLE READ, SERIALIZABLE): update it. */
+  placeholder: boolean
+}
+
+// Savepoint names may repeat: ROLLBACK TO always finds the innermost one, so nested calls nest.
+const SAVEPOINT = CompiledQuery.raw('savepoint pg_idempotency')
+const ROLLBACK_TO_SAVEPOINT = CompiledQuery.raw('rollback to savepoint pg_idempotency')
+
+/** The statements that read and write the key table of one schema. */
+export class KeyStore {
+  readonly #claimSql: string
+  readonly #insertSql: string
+  readonly #updateSql: string
+
+  constructor(schema: string) {
+    const s = quoteSchema(schema)
+    this.#claimSql = `select outcome, status, fingerprint, response, created_at from ${s}.claim_idempotency_key($1, $2, $3, $4, $5)`
+    this.#insertSql =
+      `insert into ${s}.idempotency_keys (scope, key, fingerprint, status, response, customer_id, completed_at, expires_at) ` +
+      `values ($1, $2, $3, $4, $5::jsonb, $6, clock_timestamp(), now() + $7::double precision * interval '1 millisecond')`
+    this.#updateSql =
+      `update ${s}.idempotency_keys set fingerprint = $3, status = $4, response = $5::jsonb, customer_id = $6, ` +
+      `completed_at = clock_timestamp(), expires_at = now() + $7::double precision * interval '1 millisecond' ` +
+      `where scope = $1 and key = $2 and status = 'claimed'`
+  }
+
+  /** Takes the key's advisory lock (waiting up to `waitTimeoutMs`, or not at all) and looks it up. */
+  async claim(tx: Transaction<unknown>, key: ValidKey, fingerprint: Buffer, wait: boolean, waitTimeoutMs: number, retryAfterSeconds: number): Promise<ClaimRow> {
+    const query = CompiledQuery.raw(this.#claimSql, [key.scope, key.key, fingerprint, wait, waitTimeoutMs])
+    const { rows } = await run(tx, query, retryAfterSeconds)
+    return rows[0] as ClaimRow
+  }
+
+  /** Stores the outcome in the caller's transaction. */
+  async complete(tx: Transaction<unknown>, done: CompletedKey, retryAfterSeconds: number): Promise<void> {
+    const { key } = done
+    const params = [key.scope, key.key, done.fingerprint, done.status, done.responseJson, key.customerId, done.ttlMs]
+    const result = await run(tx, CompiledQuery.raw(done.placeholder ? this.#updateSql : this.#insertSql, params), retryAfterSeconds)
+    if (result.numAffectedRows !== 1n) {
+      // Only a caller who deleted the placeholder inside its own handler gets here.
+      throw translateDatabaseError(new Error('The idempotency key placeholder disappeared before the result was stored.'), retryAfterSeconds)
+    }
+  }
+
+  async savepoint(tx: Transaction<unknown>): Promise<void> {
+    await run(tx, SAVEPOINT, 0)
+  }
+
+  async rollbackToSavepoint(tx: Transaction<unknown>): Promise<void> {
+    await run(tx, ROLLBACK_TO_SAVEPOINT, 0)
+  }
+}
+
+async function run(tx: Transaction<unknown>, query: CompiledQuery, retryAfterSeconds: number) {
+  try {
+    return await tx.executeQuery(query)
+  } catch (error) {
+    throw translateDatabaseError(error, retryAfterSeconds)
+  }
+}
+
+const stores = new Map<string, KeyStore>()
+
+/** The store of `schema`, built once per schema name. */
+export function keyStore(schema: string): KeyStore {
+  let store = stores.get(schema)
+  if (store === undefined) {
+    store = new KeyStore(schema)
+    stores.set(schema, store)
+  }
+  return store
+}

@@ -1,0 +1,17 @@
+/** The PostgreSQL SQLSTATE codes the library reacts to, by name. */
+export const SqlState = {
+  UNIQUE_VIOLATION: '23505',
+  SERIALIZATION_FAILURE: '40001',
+  DEADLOCK_DETECTED: '40P01',
+  LOCK_NOT_AVAILABLE: '55P03',
+  UNDEFINED_TABLE: '42P01',
+  UNDEFINED_FUNCTION: '42883',
+  INVALID_SCHEMA_NAME: '3F000',
+  IN_FAILED_SQL_TRANSACTION: '25P02',
+} as const
+
+/** The SQLSTATE of a driver error, if it has one. */
+export function sqlStateOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
+}

@@ -1,0 +1,141 @@
+import type { Transaction } from 'kysely'
+import { IdempotencyErrorCode, IdempotencyKeyInProgressError, IdempotencyKeyMismatchError, IdempotencyUsageError } from './errors.ts'
+import { FinalFailure } from './final-failure.ts'
+import { fingerprintRequest } from './fingerprint.ts'
+import { toJsonText, type Jsonified } from './json.ts'
+import { validateKey, type IdempotencyKeyInput, type ValidKey } from './key.ts'
+import { resolveOptions, type ResolvedOptions, type WithIdempotencyOptions } from './options.ts'
+import { keyStore, type ClaimRow, type KeyStore } from './store/key-store.ts'
+
+/** What {@link withIdempotency} returns, the same on the first call and on every replay. */
+export interface IdempotencyOutcome<T> {
+  /** `fn`'s result (or a {@link FinalFailure}'s value) as stored: after a trip through JSON. */
+  value: Jsonified<T>
+  /** `true` when `fn` did not run because the key had completed before. */
+  replayed: boolean
+  /** `true` when the stored outcome is a {@link FinalFailure}. */
+  failed: boolean
+  /** When the key was first claimed, by the database clock. */
+  firstSeenAt: Date
+}
+
+/**
+ * Runs `fn` at most once per key: the claim on the key is written in the caller's transaction,
+ * so it commits or rolls back together with `fn`'s writes.
+ *
+ * - A new key runs `fn(tx)` and stores its JSON result; `replayed: false`.
+ * - A completed key returns the stored result without running `fn`; `replayed: true`.
+ * - The same key with a different `request` throws `IDEMPOTENCY_KEY_MISMATCH` (see `onMismatch`).
+ * - While another transaction holds the key, waits for it (see `onConcurrent`).
+ * - If `fn` throws, nothing is stored and the error is rethrown; a retry runs `fn` again.
+ *   Throw a {@link FinalFailure} to store and replay a failure instead.
+ *
+ * @example
+ * ```ts
+ * const outcome = await db.transaction().execute((tx) =>
+ *   withIdempotency(tx, { scope: 'acct_42:POST /deposits', key, request: body }, async (tx) => {
+ *     const row = await tx.insertInto('ledger').values(entry).returningAll().executeTakeFirstOrThrow()
+ *     return { status: 201, body: row }
+ *   }),
+ * )
+ * ```
+ */
+export async function withIdempotency<DB, T>(
+  tx: Transaction<DB>,
+  key: IdempotencyKeyInput,
+  fn: (tx: Transaction<DB>) => Promise<T> | T,
+  options: WithIdempotencyOptions<DB> = {},
+): Promise<IdempotencyOutcome<T>> {
+  assertTransaction(tx)
+  if (typeof fn !== 'function') throw new IdempotencyUsageError('withIdempotency needs a function to run.')
+  const settings = resolveOptions(options)
+  const valid = validateKey(key, settings.keyFormat)
+  const fingerprint = fingerprintRequest(valid.request)
+  const store = keyStore(settings.schema)
+  const anyTx = tx as Transaction<unknown>
+
+  const claim = await store.claim(anyTx, valid, fingerprint, settings.wait, settings.waitTimeoutMs, settings.retryAfterSeconds)
+  switch (claim.outcome) {
+    case 'found':
+      return replay(tx, valid, fingerprint, claim, settings)
+    case 'busy':
+      throw new IdempotencyKeyInProgressError(
+        'A concurrent request with the same idempotency key has not finished.',
+        settings.retryAfterSeconds,
+      )
+    case 'new':
+    case 'new_placeholder':
+      return execute(tx, store, valid, fingerprint, claim, fn, settings)
+  }
+}
+
+async function execute<DB, T>(
+  tx: Transaction<DB>,
+  store: KeyStore,
+  key: ValidKey,
+  fingerprint: Buffer,
+  claim: ClaimRow,
+  fn: (tx: Transaction<DB>) => Promise<T> | T,
+  settings: ResolvedOptions<DB>,
+): Promise<IdempotencyOutcome<T>> {
+  const anyTx = tx as Transaction<unknown>
+  if (settings.savepoint) await store.savepoint(anyTx)
+  let value: unknown
+  let failed = false
+  try {
+    value = await fn(tx)
+  } catch (error) {
+    if (!settings.savepoint) {
+      if (error instanceof FinalFailure) {
+        throw new IdempotencyUsageError('A FinalFailure needs the savepoint option to roll back the handler\'s writes; nothing was stored.')
+      }
+      throw error
+    }
+    await rollbackQuietly(store, anyTx)
+    if (!(error instanceof FinalFailure)) throw error
+    value = error.value
+    failed = true
+  }
+  const responseJson = toJsonText(value, IdempotencyErrorCode.RESULT_INVALID)
+  await store.complete(
+    anyTx,
+    { key, fingerprint, status: failed ? 'failed' : 'completed', responseJson, ttlMs: settings.ttlMs, placeholder: claim.outcome === 'new_placeholder' },
+    settings.retryAfterSeconds,
+  )
+  return { value: JSON.parse(responseJson) as Jsonified<T>, replayed: false, failed, firstSeenAt: claim.created_at }
+}
+
+async function replay<DB, T>(
+  tx: Transaction<DB>,
+  key: ValidKey,
+  fingerprint: Buffer,
+  claim: ClaimRow,
+  settings: ResolvedOptions<DB>,
+): Promise<IdempotencyOutcome<T>> {
+  const failed = claim.status === 'failed'
+  if (!fingerprint.equals(claim.fingerprint as Buffer)) {
+    const policy = settings.onMismatch
+    const decision =
+      typeof policy === 'function'
+        ? await policy({ tx, stored: claim.response, failed, request: key.request, firstSeenAt: claim.created_at })
+        : policy
+    if (decision !== 'replay') throw new IdempotencyKeyMismatchError(key.scope, claim.created_at)
+  }
+  return { value: claim.response as Jsonified<T>, replayed: true, failed, firstSeenAt: claim.created_at }
+}
+
+// The handler's error is what the caller needs to see; a failed rollback (the connection died)
+// leaves the transaction unusable, and the caller's rollback will say so.
+async function rollbackQuietly(store: KeyStore, tx: Transaction<unknown>): Promise<void> {
+  try {
+    await store.rollbackToSavepoint(tx)
+  } catch {}
+}
+
+function assertTransaction(tx: unknown): void {
+  if ((tx as { isTransaction?: unknown } | null)?.isTransaction !== true) {
+    throw new IdempotencyUsageError(
+      'withIdempotency must run inside a transaction: pass the `tx` of db.transaction().execute((tx) => ...), not the Kysely instance.',
+    )
+  }
+}

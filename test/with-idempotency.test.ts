@@ -1,0 +1,323 @@
+import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
+import { beforeAll, describe, expect, it } from 'vitest'
+import {
+  FinalFailure,
+  IdempotencyError,
+  IdempotencyErrorCode,
+  withIdempotency,
+  type WithIdempotencyOptions,
+} from '../src/index.ts'
+import { countEntries, countKeys, createLedger, insertEntry, type LedgerDatabase } from './support/ledger.ts'
+import { useTestDatabase } from './support/test-database.ts'
+
+const database = useTestDatabase<LedgerDatabase>()
+
+beforeAll(async () => {
+  await createLedger(database.db)
+})
+
+/** One deposit request through withIdempotency, counting how often the handler ran. */
+function deposit(account: string, key: string, amount: number, options: WithIdempotencyOptions<LedgerDatabase> = {}, scope = 'acct:POST /deposits') {
+  let runs = 0
+  const result = database.db.transaction().execute((tx) =>
+    withIdempotency(
+      tx,
+      { scope, key, request: { account, amount } },
+      async (tx) => {
+        runs++
+        const row = await insertEntry(tx, account, amount)
+        return { status: 201, body: { id: row.id, account, amount } }
+      },
+      options,
+    ),
+  )
+  return result.then((outcome) => ({ outcome, runs }))
+}
+
+describe('first call and replay', () => {
+  it('runs fn once, stores its result in the same transaction, and replays it', async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    const first = await deposit(account, key, 100)
+    expect(first.runs).toBe(1)
+    expect(first.outcome.replayed).toBe(false)
+    expect(first.outcome.failed).toBe(false)
+    expect(first.outcome.value).toMatchObject({ status: 201, body: { account, amount: 100 } })
+
+    const again = await deposit(account, key, 100)
+    expect(again.runs).toBe(0)
+    expect(again.outcome.replayed).toBe(true)
+    expect(again.outcome.value).toEqual(first.outcome.value)
+    expect(again.outcome.firstSeenAt.getTime()).toBe(first.outcome.firstSeenAt.getTime())
+    expect(await countEntries(database.db, account)).toBe(1)
+    expect(await countKeys(database.db, key)).toBe(1)
+  })
+
+  it('treats a request with its object keys in another order as the same request', async () => {
+    const key = randomUUID()
+    const run = (request: unknown) =>
+      database.db.transaction().execute((tx) => withIdempotency(tx, { key, request }, async () => ({ ok: true })))
+    await run({ a: 1, b: { c: [1, 2], d: 'x' } })
+    const again = await run({ b: { d: 'x', c: [1, 2] }, a: 1 })
+    expect(again.replayed).toBe(true)
+  })
+
+  it('returns the JSON form on the first call too, so first call and replay are identical', async () => {
+    const key = randomUUID()
+    const at = new Date('2026-01-02T03:04:05.000Z')
+    const run = () => database.db.transaction().execute((tx) => withIdempotency(tx, key, async () => ({ at, skip: undefined })))
+    const first = await run()
+    const again = await run()
+    expect(first.value).toEqual({ at: '2026-01-02T03:04:05.000Z' })
+    expect(again.value).toEqual(first.value)
+  })
+
+  it('accepts a bare string key in the default scope, and a handler that returns nothing', async () => {
+    const key = randomUUID()
+    const first = await database.db.transaction().execute((tx) => withIdempotency(tx, key, async () => undefined))
+    expect(first.value).toBeNull()
+    const { rows } = await sql<{ scope: string }>`select scope from idempotency.idempotency_keys where key = ${key}`.execute(database.db)
+    expect(rows).toEqual([{ scope: 'default' }])
+  })
+})
+
+describe('mismatch', () => {
+  it('rejects the same key with a different request by default (422)', async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    await deposit(account, key, 100)
+    const error = await deposit(account, key, 999).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(IdempotencyError)
+    expect(error).toMatchObject({ code: IdempotencyErrorCode.KEY_MISMATCH, httpStatus: 422 })
+    expect(await countEntries(database.db, account)).toBe(1)
+  })
+
+  it("replays the first result regardless of the request with onMismatch: 'replay'", async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    const first = await deposit(account, key, 100, { onMismatch: 'replay' })
+    const again = await deposit(account, key, 999, { onMismatch: 'replay' })
+    expect(again.runs).toBe(0)
+    expect(again.outcome).toMatchObject({ replayed: true, value: first.outcome.value })
+    expect(await countEntries(database.db, account)).toBe(1)
+  })
+
+  it('lets a function decide inside the transaction, and even write before replaying', async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    const seen: unknown[] = []
+    const options: WithIdempotencyOptions<LedgerDatabase> = {
+      onMismatch: async ({ tx, stored, request }) => {
+        seen.push({ stored, request })
+        // Mimic a platform that applies a changed field to the existing object, then replays.
+        await tx.updateTable('ledger').set({ amount: (request as { amount: number }).amount }).where('account', '=', account).execute()
+        return 'replay'
+      },
+    }
+    const first = await deposit(account, key, 100, options)
+    const again = await deposit(account, key, 250, options)
+    expect(again.outcome).toMatchObject({ replayed: true, value: first.outcome.value })
+    expect(seen).toEqual([{ stored: first.outcome.value, request: { account, amount: 250 } }])
+    const row = await database.db.selectFrom('ledger').selectAll().where('account', '=', account).executeTakeFirstOrThrow()
+    expect(row.amount).toBe(250)
+
+    const rejecting = await deposit(account, key, 300, { onMismatch: () => 'reject' }).catch((e: unknown) => e)
+    expect(rejecting).toMatchObject({ code: IdempotencyErrorCode.KEY_MISMATCH })
+  })
+})
+
+describe('rollback', () => {
+  it('keeps nothing when fn throws, and a retry runs fn again', async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    const boom = new Error('boom')
+    const failing = database.db.transaction().execute((tx) =>
+      withIdempotency(tx, { key, request: { account } }, async (tx) => {
+        await insertEntry(tx, account, 1)
+        throw boom
+      }),
+    )
+    await expect(failing).rejects.toBe(boom)
+    expect(await countKeys(database.db, key)).toBe(0)
+    expect(await countEntries(database.db, account)).toBe(0)
+
+    const retry = await database.db.transaction().execute((tx) =>
+      withIdempotency(tx, { key, request: { account } }, async (tx) => (await insertEntry(tx, account, 1)).amount),
+    )
+    expect(retry).toMatchObject({ replayed: false, value: 1 })
+    expect(await countEntries(database.db, account)).toBe(1)
+  })
+
+  it('keeps nothing when the caller rolls back after fn succeeded', async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    const rollback = new Error('caller rolls back')
+    await expect(
+      database.db.transaction().execute(async (tx) => {
+        await withIdempotency(tx, key, async (tx) => insertEntry(tx, account, 5))
+        throw rollback
+      }),
+    ).rejects.toBe(rollback)
+    expect(await countKeys(database.db, key)).toBe(0)
+    expect(await countEntries(database.db, account)).toBe(0)
+  })
+
+  it("rolls back fn's writes even when the caller catches fn's error and commits", async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    await database.db.transaction().execute(async (tx) => {
+      await withIdempotency(tx, key, async (tx) => {
+        await insertEntry(tx, account, 5)
+        throw new Error('handled by the caller')
+      }).catch(() => undefined)
+      await insertEntry(tx, account, 7)
+    })
+    const rows = await database.db.selectFrom('ledger').select('amount').where('account', '=', account).execute()
+    expect(rows).toEqual([{ amount: 7 }])
+    expect(await countKeys(database.db, key)).toBe(0)
+  })
+})
+
+describe('final failures', () => {
+  it("stores and replays a FinalFailure while rolling back fn's writes", async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    let runs = 0
+    const decline = () =>
+      database.db.transaction().execute((tx) =>
+        withIdempotency(tx, { key, request: { account } }, async (tx) => {
+          runs++
+          await insertEntry(tx, account, 500)
+          throw new FinalFailure({ status: 402, body: { error: 'card_declined' } })
+        }),
+      )
+    const first = await decline()
+    expect(first).toMatchObject({ replayed: false, failed: true, value: { status: 402, body: { error: 'card_declined' } } })
+    const again = await decline()
+    expect(again).toMatchObject({ replayed: true, failed: true, value: first.value })
+    expect(runs).toBe(1)
+    expect(await countEntries(database.db, account)).toBe(0)
+    expect(await countKeys(database.db, key)).toBe(1)
+  })
+
+  it('refuses a FinalFailure without a savepoint and stores nothing', async () => {
+    const key = randomUUID()
+    const attempt = database.db.transaction().execute((tx) =>
+      withIdempotency(tx, key, async () => {
+        throw new FinalFailure('declined')
+      }, { savepoint: false }),
+    )
+    await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.USAGE })
+    expect(await countKeys(database.db, key)).toBe(0)
+  })
+
+  it('works without a savepoint for handlers that succeed', async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    const first = await deposit(account, key, 10, { savepoint: false })
+    const again = await deposit(account, key, 10, { savepoint: false })
+    expect([first.runs, again.runs, again.outcome.replayed]).toEqual([1, 0, true])
+  })
+})
+
+describe('expiry', () => {
+  it('treats an expired key as new even before any sweep, by the database clock', async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    await deposit(account, key, 100, { ttl: '1h' })
+    // Move the key's expiry into the past on the database clock instead of waiting an hour.
+    await sql`update idempotency.idempotency_keys set expires_at = now() - interval '1 second' where key = ${key}`.execute(database.db)
+    const again = await deposit(account, key, 100, { ttl: '1h' })
+    expect(again).toMatchObject({ runs: 1, outcome: { replayed: false } })
+    expect(await countEntries(database.db, account)).toBe(2)
+    expect(await countKeys(database.db, key)).toBe(1)
+    // An expired key is new even with a different request: no mismatch.
+    await sql`update idempotency.idempotency_keys set expires_at = now() - interval '1 second' where key = ${key}`.execute(database.db)
+    expect((await deposit(account, key, 7)).runs).toBe(1)
+  })
+
+  it('stores expires_at = now() + ttl, default 24 hours', async () => {
+    const key = randomUUID()
+    const shortKey = randomUUID()
+    await database.db.transaction().execute((tx) => withIdempotency(tx, key, async () => 1))
+    await database.db.transaction().execute((tx) => withIdempotency(tx, shortKey, async () => 1, { ttl: 90_000 }))
+    const { rows } = await sql<{ key: string; ttl: string }>`
+      select key, extract(epoch from expires_at - created_at)::text as ttl from idempotency.idempotency_keys where key in (${key}, ${shortKey})`.execute(database.db)
+    expect(Object.fromEntries(rows.map((r) => [r.key, Number(r.ttl)]))).toEqual({ [key]: 86_400, [shortKey]: 90 })
+  })
+})
+
+describe('scopes', () => {
+  it('keeps the same key in two scopes apart, so one tenant never reads another result', async () => {
+    const key = randomUUID()
+    const run = (scope: string, secret: string) =>
+      database.db.transaction().execute((tx) => withIdempotency(tx, { scope, key, request: null }, async () => ({ secret })))
+    const a = await run('tenant-a', 'a-secret')
+    const b = await run('tenant-b', 'b-secret')
+    expect([a.replayed, b.replayed]).toEqual([false, false])
+    expect(b.value).toEqual({ secret: 'b-secret' })
+    expect((await run('tenant-a', 'other')).value).toEqual({ secret: 'a-secret' })
+  })
+})
+
+describe('customer id', () => {
+  it('stores the customer id on the key row', async () => {
+    const key = randomUUID()
+    const customerId = randomUUID()
+    await database.db.transaction().execute((tx) => withIdempotency(tx, { key, customerId }, async () => 1))
+    const { rows } = await sql<{ customer_id: string }>`select customer_id from idempotency.idempotency_keys where key = ${key}`.execute(database.db)
+    expect(rows).toEqual([{ customer_id: customerId }])
+  })
+})
+
+describe('results that are not JSON', () => {
+  const cyclic: Record<string, unknown> = {}
+  cyclic.self = cyclic
+  it.each([
+    ['a function', { f: () => 1 }, '$.f'],
+    ['a BigInt', { amount: 10n }, '$.amount'],
+    ['a cycle', { a: cyclic }, '$.a.self'],
+    ['NaN', [1, Number.NaN], '$[1]'],
+    ['a Map', { m: new Map() }, '$.m'],
+    ['a NUL character', { s: 'a\u0000b' }, '$.s'],
+    ['a lone surrogate', { s: '\ud800' }, '$.s'],
+    ['undefined in an array', [undefined], '$[0]'],
+  ])('refuses %s before commit and stores nothing', async (_name, value, path) => {
+    const account = randomUUID()
+    const key = randomUUID()
+    const attempt = database.db.transaction().execute((tx) =>
+      withIdempotency(tx, key, async (tx) => {
+        await insertEntry(tx, account, 1)
+        return value
+      }),
+    )
+    await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.RESULT_INVALID, httpStatus: 500, path })
+    expect(await countKeys(database.db, key)).toBe(0)
+    expect(await countEntries(database.db, account)).toBe(0)
+  })
+
+  it('refuses a request that is not JSON with a 400 before any SQL', async () => {
+    const attempt = database.db.transaction().execute((tx) => withIdempotency(tx, { key: randomUUID(), request: { n: 1n } }, async () => 1))
+    await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.REQUEST_INVALID, httpStatus: 400, path: '$.n' })
+  })
+})
+
+describe('usage', () => {
+  it('refuses a Kysely instance that is not a transaction', async () => {
+    const untyped = withIdempotency as (...args: unknown[]) => Promise<unknown>
+    await expect(untyped(database.db, randomUUID(), async () => 1)).rejects.toMatchObject({ code: IdempotencyErrorCode.USAGE })
+  })
+
+  it('says to migrate when the schema is missing', async () => {
+    const attempt = database.db.transaction().execute((tx) => withIdempotency(tx, randomUUID(), async () => 1, { schema: 'nowhere' }))
+    await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.NOT_MIGRATED, sqlState: '3F000' })
+  })
+
+  it('refuses nonsense options with a typed error', async () => {
+    for (const options of [{ ttl: '0s' }, { ttl: 'soon' }, { waitTimeout: -1 }, { onConcurrent: 'maybe' }, { keyFormat: 'uuid7' }]) {
+      const attempt = database.db.transaction().execute((tx) => withIdempotency(tx, randomUUID(), async () => 1, options as never))
+      await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.USAGE })
+    }
+  })
+})

@@ -1,0 +1,41 @@
+// Creating and dropping throw-away databases on a server that `startLocalPostgres` found.
+import { randomBytes } from 'node:crypto'
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+
+/** The same server, another database. */
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url)
+  parsed.pathname = `/${encodeURIComponent(database)}`
+  return parsed.toString()
+}
+
+export function uniqueDatabaseName(prefix: string): string {
+  return `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`
+}
+
+/** Runs `work` on a single admin connection (CREATE DATABASE cannot run in a transaction). */
+export async function withAdminClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return await work(client)
+  } finally {
+    await client.end()
+  }
+}
+
+export async function createDatabase(url: string, name: string, template?: string): Promise<void> {
+  await withAdminClient(url, (client) =>
+    client.query(`create database ${pg.escapeIdentifier(name)}${template ? ` template ${pg.escapeIdentifier(template)}` : ''}`),
+  )
+}
+
+export async function dropDatabase(url: string, name: string): Promise<void> {
+  await withAdminClient(url, (client) => client.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`))
+}
+
+/** A Kysely instance on a pg pool; `max` connections at most. */
+export function connect<DB = any>(url: string, max = 10): Kysely<DB> {
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max }) }) })
+}
