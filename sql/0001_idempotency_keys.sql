@@ -34,12 +34,14 @@ CREATE TABLE IF NOT EXISTS :"schema".idempotency_keys (
   -- claimed: a placeholder written under REPEATABLE READ / SERIALIZABLE, never committed on its own.
   -- completed: fn returned. failed: fn threw a FinalFailure, which is replayed like a success.
   status       text        NOT NULL CHECK (status IN ('claimed', 'completed', 'failed')),
-  response     jsonb       CHECK (response IS NOT NULL OR status = 'claimed'),
+  response     jsonb,
   customer_id  uuid,
   created_at   timestamptz NOT NULL DEFAULT now(),
-  completed_at timestamptz CHECK (completed_at IS NOT NULL OR status = 'claimed'),
+  completed_at timestamptz,
   expires_at   timestamptz NOT NULL,
-  PRIMARY KEY (scope, key)
+  PRIMARY KEY (scope, key),
+  CONSTRAINT idempotency_keys_done_has_response
+    CHECK (status = 'claimed' OR (response IS NOT NULL AND completed_at IS NOT NULL))
 );
 
 -- The expiry sweep reads oldest first.
@@ -49,10 +51,6 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_expires_at_idx
 -- Deleting a customer deletes its keys; most keys have no customer and stay out of this index.
 CREATE INDEX IF NOT EXISTS idempotency_keys_customer_id_idx
   ON :"schema".idempotency_keys (customer_id) WHERE customer_id IS NOT NULL;
-
--- The functions below name tables without a schema; they resolve them through the search_path
--- captured here ("SET search_path FROM CURRENT").
-SET LOCAL search_path TO pg_catalog, :"schema", pg_temp;
 
 -- claim_idempotency_key: take the key's transaction-scoped advisory lock, then look the key up.
 --
@@ -79,7 +77,8 @@ CREATE OR REPLACE FUNCTION :"schema".claim_idempotency_key(
 RETURNS TABLE (outcome text, status text, fingerprint bytea, response jsonb, created_at timestamptz)
 LANGUAGE plpgsql
 VOLATILE
-SET search_path FROM CURRENT
+-- The body names tables without a schema (psql does not fill in variables inside $$ quotes).
+SET search_path TO pg_catalog, :"schema", pg_temp
 -- The lookup must use the primary key even when its plan was cached while the table was empty.
 SET enable_seqscan = off
 -- Restored on exit, so the set_config below never leaks into the caller's transaction.

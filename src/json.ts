@@ -8,7 +8,9 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
  * what `toJSON` returns, `undefined` and function properties disappear. This is the type of
  * `outcome.value`, on the first call and on every replay alike.
  */
-export type Jsonified<T> = T extends { toJSON(...args: never[]): infer R }
+export type Jsonified<T> = unknown extends T
+  ? unknown
+  : T extends { toJSON(...args: never[]): infer R }
   ? Jsonified<R>
   : T extends string | number | boolean | null
     ? T

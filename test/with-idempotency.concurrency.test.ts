@@ -19,7 +19,7 @@ afterAll(async () => {
   await watcher?.close()
 })
 
-type Result = { outcome: IdempotencyOutcome<unknown> } | { error: unknown }
+type Result = { outcome: IdempotencyOutcome<{ run: number }> } | { error: unknown }
 
 interface Race {
   isolation: IsolationLevel

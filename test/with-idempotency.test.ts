@@ -112,7 +112,7 @@ describe('mismatch', () => {
         seen.push({ stored, request })
         // Mimic a platform that applies a changed field to the existing object, then replays.
         await tx.updateTable('ledger').set({ amount: (request as { amount: number }).amount }).where('account', '=', account).execute()
-        return 'replay'
+        return 'replay' as const
       },
     }
     const first = await deposit(account, key, 100, options)

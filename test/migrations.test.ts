@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { sql, type Kysely } from 'kysely'
+import { describe, expect, it } from 'vitest'
+import { migrate, withIdempotency } from '../src/index.ts'
+import { describeSchema } from './support/describe-schema.ts'
+import { hasCommand, runCommand } from './support/run-command.ts'
+import { useTestDatabase } from './support/test-database.ts'
+
+// A database nothing has migrated, so every way of migrating starts from zero.
+const database = useTestDatabase({ migrated: false })
+const psqlAvailable = await hasCommand('psql')
+const sqlFile = (name: string) => fileURLToPath(new URL(`../sql/${name}`, import.meta.url))
+
+async function versionOf(db: Kysely<any>, schema: string): Promise<number[]> {
+  const { rows } = await sql<{ version: number }>`select version from ${sql.id(schema, 'schema_migrations')} order by version`.execute(db)
+  return rows.map((r) => r.version)
+}
+
+/** What kysely's Migrator recorded; kysely-ctl keeps its bookkeeping in our schema. */
+async function kyselyRecorded(db: Kysely<any>, schema: string): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`select name from ${sql.id(schema, 'kysely_migration')} order by name`.execute(db)
+  return rows.map((r) => r.name)
+}
+
+/** A first call and a replay through the migrated schema: it works, not just exists. */
+async function expectWorking(db: Kysely<any>, schema: string) {
+  const key = randomUUID()
+  const run = () => db.transaction().execute((tx) => withIdempotency(tx, key, async () => ({ ok: schema }), { schema }))
+  expect(await run()).toMatchObject({ replayed: false, value: { ok: schema } })
+  expect(await run()).toMatchObject({ replayed: true, value: { ok: schema } })
+}
+
+describe('migrate()', () => {
+  it('creates the schema, then does nothing when run again', async () => {
+    const schema = 'idem_code'
+    expect(await migrate(database.db, { schema })).toEqual({ applied: ['0001_idempotency_keys'], version: 1 })
+    expect(await migrate(database.db, { schema })).toEqual({ applied: [], version: 1 })
+    expect(await versionOf(database.db, schema)).toEqual([1])
+    await expectWorking(database.db, schema)
+  })
+
+  it('is safe to run from many callers at once: one applies, the others find it done', async () => {
+    const schema = 'idem_concurrent'
+    const results = await Promise.all(Array.from({ length: 6 }, () => migrate(database.db, { schema })))
+    expect(results.filter((r) => r.applied.length === 1)).toHaveLength(1)
+    expect(results.filter((r) => r.applied.length === 0)).toHaveLength(5)
+    await expectWorking(database.db, schema)
+  })
+
+  it('accepts a schema name that needs quoting, and refuses an impossible one', async () => {
+    const schema = 'Idem "quoted"; drop table x'
+    await migrate(database.db, { schema })
+    await expectWorking(database.db, schema)
+    await expect(migrate(database.db, { schema: 'x'.repeat(64) })).rejects.toMatchObject({ code: 'IDEMPOTENCY_USAGE' })
+  })
+})
+
+describe.skipIf(!psqlAvailable)('psql', () => {
+  it('runs the files unchanged, and migrate() then finds nothing to do', async () => {
+    const schema = 'idem_psql'
+    const { stderr } = await runCommand('psql', [database.url, '-X', '-q', '-v', `schema=${schema}`, '-f', sqlFile('0001_idempotency_keys.sql')])
+    expect(stderr).toBe('')
+    expect(await migrate(database.db, { schema })).toEqual({ applied: [], version: 1 })
+    await expectWorking(database.db, schema)
+  })
+
+  it('defaults to the idempotency schema and can be run twice', async () => {
+    for (let i = 0; i < 2; i++) await runCommand('psql', [database.url, '-X', '-q', '-f', sqlFile('0001_idempotency_keys.sql')])
+    expect(await versionOf(database.db, 'idempotency')).toEqual([1])
+    await expectWorking(database.db, 'idempotency')
+  })
+})
+
+describe('kysely-ctl', () => {
+  it('applies the same files through kysely.config.ts, and skips what psql or migrate() did', async () => {
+    const schema = 'idem_kysely'
+    const env = { DATABASE_URL: database.url, IDEMPOTENCY_SCHEMA: schema }
+    await runCommand('npx', ['kysely', 'migrate:latest'], env)
+    expect(await kyselyRecorded(database.db, schema)).toEqual(['pg-idempotency/0001_idempotency_keys'])
+    expect(await versionOf(database.db, schema)).toEqual([1])
+    await expectWorking(database.db, schema)
+
+    // A schema migrate() already made: kysely records the file, and its up() applies nothing twice.
+    await migrate(database.db, { schema: 'idem_mixed' })
+    const before = await sql<{ applied_at: Date }>`select applied_at from idem_mixed.schema_migrations`.execute(database.db)
+    await runCommand('npx', ['kysely', 'migrate:latest'], { DATABASE_URL: database.url, IDEMPOTENCY_SCHEMA: 'idem_mixed' })
+    expect(await kyselyRecorded(database.db, 'idem_mixed')).toEqual(['pg-idempotency/0001_idempotency_keys'])
+    const after = await sql<{ applied_at: Date }>`select applied_at from idem_mixed.schema_migrations`.execute(database.db)
+    expect(after.rows).toEqual(before.rows)
+    await expectWorking(database.db, 'idem_mixed')
+  })
+})
+
+describe('schema snapshot', () => {
+  it('matches the committed picture of the migrated schema (update it on purpose with vitest -u)', async () => {
+    await migrate(database.db, { schema: 'idem_snapshot' })
+    await expect(await describeSchema(database.db, 'idem_snapshot')).toMatchFileSnapshot('./snapshots/schema.txt')
+  })
+})
