@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS :"schema".idempotency_keys (
   -- claimed: a placeholder written under REPEATABLE READ / SERIALIZABLE, never committed on its own.
   -- completed: fn returned. failed: fn threw a FinalFailure, which is replayed like a success.
   status       text        NOT NULL CHECK (status IN ('claimed', 'completed', 'failed')),
-  response     jsonb,
+  -- json, not jsonb: a replay returns the very text the first call stored, key order included.
+  response     json,
   customer_id  uuid,
   created_at   timestamptz NOT NULL DEFAULT now(),
   completed_at timestamptz,
@@ -74,7 +75,7 @@ CREATE OR REPLACE FUNCTION :"schema".claim_idempotency_key(
   p_wait boolean,
   p_wait_timeout_ms integer
 )
-RETURNS TABLE (outcome text, status text, fingerprint bytea, response jsonb, created_at timestamptz)
+RETURNS TABLE (outcome text, status text, fingerprint bytea, response json, created_at timestamptz)
 LANGUAGE plpgsql
 VOLATILE
 -- The body names tables without a schema (psql does not fill in variables inside $$ quotes).
@@ -104,7 +105,7 @@ BEGIN
   END IF;
 
   IF NOT v_locked THEN
-    RETURN QUERY SELECT 'busy'::text, NULL::text, NULL::bytea, NULL::jsonb, NULL::timestamptz;
+    RETURN QUERY SELECT 'busy'::text, NULL::text, NULL::bytea, NULL::json, NULL::timestamptz;
     RETURN;
   END IF;
 
@@ -117,11 +118,11 @@ BEGIN
     INSERT INTO idempotency_keys (scope, key, fingerprint, status, expires_at)
     VALUES (p_scope, p_key, p_fingerprint, 'claimed', now())
     ON CONFLICT DO NOTHING;
-    RETURN QUERY SELECT 'new_placeholder'::text, NULL::text, NULL::bytea, NULL::jsonb, now();
+    RETURN QUERY SELECT 'new_placeholder'::text, NULL::text, NULL::bytea, NULL::json, now();
     RETURN;
   END IF;
 
-  RETURN QUERY SELECT 'new'::text, NULL::text, NULL::bytea, NULL::jsonb, now();
+  RETURN QUERY SELECT 'new'::text, NULL::text, NULL::bytea, NULL::json, now();
 END
 $$;
 

@@ -1,6 +1,6 @@
 import { IdempotencyErrorCode, IdempotencyJsonError } from './errors.ts'
 
-/** A JSON value as PostgreSQL `jsonb` stores it. */
+/** A JSON value. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
 
 /**
@@ -26,7 +26,7 @@ type JsonErrorCode = typeof IdempotencyErrorCode.REQUEST_INVALID | typeof Idempo
 
 /**
  * Serializes `value` as JSON, refusing what `JSON.stringify` would silently change or drop and
- * what `jsonb` cannot hold: functions, symbols, BigInt, NaN and Infinity, cycles, Map, Set and
+ * what PostgreSQL cannot hold (NUL, lone surrogates): functions, symbols, BigInt, NaN and Infinity, cycles, Map, Set and
  * other class instances without `toJSON`, `undefined` inside arrays, and strings with NUL
  * characters or lone surrogates. `undefined` object properties are left out, as JSON does; a
  * top-level `undefined` is `null`.

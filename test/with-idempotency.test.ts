@@ -66,11 +66,12 @@ describe('first call and replay', () => {
   it('returns the JSON form on the first call too, so first call and replay are identical', async () => {
     const key = randomUUID()
     const at = new Date('2026-01-02T03:04:05.000Z')
-    const run = () => database.db.transaction().execute((tx) => withIdempotency(tx, key, async () => ({ at, skip: undefined })))
+    const run = () => database.db.transaction().execute((tx) => withIdempotency(tx, key, async () => ({ zeta: 1, at, skip: undefined, alpha: [] })))
     const first = await run()
     const again = await run()
-    expect(first.value).toEqual({ at: '2026-01-02T03:04:05.000Z' })
-    expect(again.value).toEqual(first.value)
+    expect(first.value).toEqual({ zeta: 1, at: '2026-01-02T03:04:05.000Z', alpha: [] })
+    // Byte for byte, key order included: a replayed HTTP body is the first body.
+    expect(JSON.stringify(again.value)).toBe(JSON.stringify(first.value))
   })
 
   it('accepts a bare string key in the default scope, and a handler that returns nothing', async () => {

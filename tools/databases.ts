@@ -31,8 +31,21 @@ export async function createDatabase(url: string, name: string, template?: strin
   )
 }
 
+/**
+ * Drops a database once its connections have gone. A pool's `end()` resolves before its
+ * backends have exited; forcing the drop at once would make them send the closing clients a
+ * FATAL error nobody listens for any more. After five seconds the drop is forced anyway.
+ */
 export async function dropDatabase(url: string, name: string): Promise<void> {
-  await withAdminClient(url, (client) => client.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`))
+  await withAdminClient(url, async (client) => {
+    const deadline = Date.now() + 5_000
+    while (Date.now() < deadline) {
+      const { rows } = await client.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where datname = $1', [name])
+      if (rows[0]?.n === 0) break
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    await client.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`)
+  })
 }
 
 /** A Kysely instance on a pg pool; `max` connections at most. */

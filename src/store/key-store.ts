@@ -42,9 +42,9 @@ export class KeyStore {
     this.#claimSql = `select outcome, status, fingerprint, response, created_at from ${s}.claim_idempotency_key($1, $2, $3, $4, $5)`
     this.#insertSql =
       `insert into ${s}.idempotency_keys (scope, key, fingerprint, status, response, customer_id, completed_at, expires_at) ` +
-      `values ($1, $2, $3, $4, $5::jsonb, $6, clock_timestamp(), now() + $7::double precision * interval '1 millisecond')`
+      `values ($1, $2, $3, $4, $5::json, $6, clock_timestamp(), now() + $7::double precision * interval '1 millisecond')`
     this.#updateSql =
-      `update ${s}.idempotency_keys set fingerprint = $3, status = $4, response = $5::jsonb, customer_id = $6, ` +
+      `update ${s}.idempotency_keys set fingerprint = $3, status = $4, response = $5::json, customer_id = $6, ` +
       `completed_at = clock_timestamp(), expires_at = now() + $7::double precision * interval '1 millisecond' ` +
       `where scope = $1 and key = $2 and status = 'claimed'`
   }

@@ -1,0 +1,109 @@
+// Driving concurrent clients, and what is measured around them: time, statements, WAL.
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import type { Request } from './scenarios.ts'
+
+/** Statements sent to the server by the pools that share it. */
+export interface Counter {
+  queries: number
+}
+
+/**
+ * A Kysely on a pool of `max` connections whose every `client.query` is counted. Counting at the
+ * pg client rather than in a Kysely `log` callback sees exactly what goes over the wire, BEGIN,
+ * COMMIT and the library's savepoint included, and adds no awaits to the timed path.
+ */
+export function connectCounted<DB>(url: string, max: number, counter: Counter): Kysely<DB> {
+  const pool = new pg.Pool({ connectionString: url, max })
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown
+    ;(client as unknown as { query: typeof query }).query = (...args) => {
+      counter.queries++
+      return query(...args)
+    }
+  })
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
+}
+
+/** Reads the server's WAL insert position in bytes. */
+export type WalReader = () => Promise<bigint>
+
+/**
+ * The WAL insert position rather than `pg_stat_wal.wal_bytes`: a backend publishes its WAL
+ * counters at most once a second, and an idle one only after 10 s, so a delta taken right after
+ * a 4 s cell misses most of it. The insert position moves as each record is written. Both are
+ * cluster-wide, so on a shared server other sessions' writes land in the figure too.
+ * Undefined where the position cannot be read (a standby).
+ */
+export async function walReader(monitor: pg.Client): Promise<WalReader | undefined> {
+  const read = async () => {
+    const { rows } = await monitor.query<{ lsn: string }>(`select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::text as lsn`)
+    return BigInt(rows[0]!.lsn)
+  }
+  try {
+    await read()
+    return read
+  } catch {
+    return undefined
+  }
+}
+
+export interface CellResult {
+  requests: number
+  seconds: number
+  /** Per request, sorted ascending. */
+  latenciesMs: Float64Array
+  queries: number
+  walBytes: bigint | undefined
+}
+
+/** A warm-up of `warmupMs`, then `measureMs` measured, each with `clients` loops back to back. */
+export async function runCell(
+  request: Request,
+  clients: number,
+  warmupMs: number,
+  measureMs: number,
+  counter: Counter,
+  wal: WalReader | undefined,
+  signal: AbortSignal,
+): Promise<CellResult> {
+  await drive(request, clients, warmupMs, signal)
+  const queriesBefore = counter.queries
+  const walBefore = await wal?.()
+  const { latencies, elapsedMs } = await drive(request, clients, measureMs, signal)
+  const walAfter = await wal?.()
+  return {
+    requests: latencies.length,
+    seconds: elapsedMs / 1000,
+    latenciesMs: Float64Array.from(latencies).sort(),
+    queries: counter.queries - queriesBefore,
+    walBytes: walBefore === undefined || walAfter === undefined ? undefined : walAfter - walBefore,
+  }
+}
+
+// Every loop finishes its request in flight before this returns, so each statement counted between
+// two calls belongs to a request timed in between, and round trips per request come out exact.
+async function drive(request: Request, clients: number, ms: number, signal: AbortSignal) {
+  const latencies: number[] = []
+  const start = performance.now()
+  const deadline = start + ms
+  let failure: { error: unknown } | undefined
+  const loop = async (client: number) => {
+    for (let seq = 0; failure === undefined && !signal.aborted && performance.now() < deadline; seq++) {
+      const begun = performance.now()
+      try {
+        // Loop `client` only ever passes slots congruent to `client` modulo `clients`.
+        await request(client + seq * clients)
+      } catch (error) {
+        failure ??= { error }
+        return
+      }
+      latencies.push(performance.now() - begun)
+    }
+  }
+  await Promise.all(Array.from({ length: clients }, (_, client) => loop(client)))
+  const elapsedMs = performance.now() - start
+  if (failure) throw failure.error
+  signal.throwIfAborted()
+  return { latencies, elapsedMs }
+}
