@@ -21,6 +21,8 @@ export interface Deposit {
 
 export interface Scenario {
   name: string
+  /** The idempotency scope, about as long as a real one (tenant and route). */
+  scope: string
   /** The business statements, run inside the caller's transaction; returns the API response. */
   run(tx: Tx, deposit: Deposit): Promise<unknown>
 }
@@ -28,10 +30,12 @@ export interface Scenario {
 export const scenarios: Scenario[] = [
   {
     name: 'single insert',
+    scope: 'tenant_0001:POST /ledger',
     run: (tx, { account, amount }) => tx.insertInto('ledger').values({ account_id: account, amount }).returning('id').executeTakeFirstOrThrow(),
   },
   {
     name: 'three statements (lock account, insert ledger row, update balance)',
+    scope: 'tenant_0001:POST /deposits',
     async run(tx, { account, amount }) {
       // The lock serialises deposits to the same account, as a real balance check would.
       await tx.selectFrom('accounts').select('balance').where('id', '=', account).forUpdate().executeTakeFirstOrThrow()
@@ -71,12 +75,8 @@ export interface StoredKey {
   deposit: Deposit
 }
 
-export function scopeOf(scenario: Scenario): string {
-  return `bench:${scenario.name}`
-}
-
 export function variant(db: Db, scenario: Scenario, name: VariantName, replayKeys: StoredKey[]): Request {
-  const scope = scopeOf(scenario)
+  const { scope } = scenario
   switch (name) {
     case 'bare':
       return async () => {
@@ -109,7 +109,7 @@ export function variant(db: Db, scenario: Scenario, name: VariantName, replayKey
 
 /** First calls on `count` new keys, `concurrency` at a time, so the replay variant has keys to repeat. */
 export async function storeKeys(db: Db, scenario: Scenario, count: number, concurrency: number): Promise<StoredKey[]> {
-  const scope = scopeOf(scenario)
+  const { scope } = scenario
   const keys = Array.from({ length: count }, () => ({ key: randomUUID(), deposit: randomDeposit() }))
   let next = 0
   const worker = async () => {

@@ -171,3 +171,31 @@ it('bounds the wait: a waiter gives up with IDEMPOTENCY_KEY_IN_PROGRESS after wa
   const later = await database.db.transaction().execute((tx) => withIdempotency(tx, key, async () => 'third'))
   expect(later).toMatchObject({ value: 'first', replayed: true })
 })
+
+it('releases the key when the holding connection dies halfway: nothing is kept, a waiter runs fn', async () => {
+  const account = randomUUID()
+  const key = randomUUID()
+  let runs = 0
+  const attempt = () =>
+    database.db.transaction().execute((tx) =>
+      withIdempotency(tx, { key, request: { account } }, async (tx) => {
+        const run = ++runs
+        await insertEntry(tx, account, 100)
+        if (run === 1) {
+          // Kill this very backend from outside, as a crash or a network cut would, once a
+          // second request is queued behind the key.
+          await watcher.untilWaiting(1)
+          const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(tx)
+          await sql`select pg_terminate_backend(${rows[0]!.pid})`.execute(database.db)
+          await sql`select 1`.execute(tx)
+        }
+        return { run }
+      }),
+    )
+  const first = attempt()
+  const second = attempt()
+  await expect(first).rejects.toThrow()
+  await expect(second).resolves.toMatchObject({ replayed: false, value: { run: 2 } })
+  expect(await countEntries(database.db, account)).toBe(1)
+  expect(await countKeys(database.db, key)).toBe(1)
+})

@@ -50,5 +50,12 @@ export async function dropDatabase(url: string, name: string): Promise<void> {
 
 /** A Kysely instance on a pg pool; `max` connections at most. */
 export function connect<DB = any>(url: string, max = 10): Kysely<DB> {
-  return new Kysely<DB>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max }) }) })
+  const pool = new pg.Pool({ connectionString: url, max })
+  // A connection that dies while no query runs on it emits 'error'; with no listener that
+  // crashes the process. The pool listens only to idle connections, so every connection gets
+  // its own listener too. The next query on it fails, and that error is the one to handle.
+  const ignore = () => {}
+  pool.on('error', ignore)
+  pool.on('connect', (client) => client.on('error', ignore))
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
 }
