@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS :"schema".idempotency_keys (
   key          text        NOT NULL CHECK (char_length(key) BETWEEN 1 AND 255),
   -- SHA-256 of the RFC 8785 canonical JSON of the request the key was first used with.
   fingerprint  bytea       NOT NULL CHECK (octet_length(fingerprint) = 32),
-  -- claimed: a placeholder written under REPEATABLE READ / SERIALIZABLE, never committed on its own.
+  -- claimed: a placeholder written under REPEATABLE READ / SERIALIZABLE; committed alone only
+  -- when a caller swallows fn's error, and then treated as absent.
   -- completed: fn returned. failed: fn threw a FinalFailure, which is replayed like a success.
   status       text        NOT NULL CHECK (status IN ('claimed', 'completed', 'failed')),
   -- json, not jsonb: a replay returns the very text the first call stored, key order included.
@@ -89,8 +90,10 @@ DECLARE
   v_row idempotency_keys%ROWTYPE;
   v_locked boolean;
 BEGIN
+  -- Bounds every wait in here: the advisory lock, and a row lock on an expired key that a sweep
+  -- is deleting at the same moment.
+  PERFORM set_config('lock_timeout', p_wait_timeout_ms::text, true);
   IF p_wait THEN
-    PERFORM set_config('lock_timeout', p_wait_timeout_ms::text, true);
     PERFORM pg_advisory_xact_lock(hashtextextended(p_scope || E'\n' || p_key, 1105));
     v_locked := true;
   ELSE
@@ -99,7 +102,7 @@ BEGIN
 
   SELECT * INTO v_row FROM idempotency_keys k WHERE k.scope = p_scope AND k.key = p_key;
 
-  IF FOUND AND v_row.status <> 'claimed' AND v_row.expires_at > now() THEN
+  IF FOUND AND v_row.status <> 'claimed' AND v_row.expires_at > clock_timestamp() THEN
     RETURN QUERY SELECT 'found'::text, v_row.status, v_row.fingerprint, v_row.response, v_row.created_at;
     RETURN;
   END IF;
@@ -109,7 +112,8 @@ BEGIN
     RETURN;
   END IF;
 
-  -- An expired row, or a placeholder its transaction committed without completing: the key is new.
+  -- An expired row, or a placeholder whose transaction committed without completing it (the
+  -- caller caught fn's error and committed anyway): the key is new.
   IF FOUND THEN
     DELETE FROM idempotency_keys k WHERE k.scope = p_scope AND k.key = p_key;
   END IF;

@@ -20,8 +20,9 @@ export const IdempotencyErrorCode = {
   /** Another transaction holds the key and has not finished. Retry after `retryAfterSeconds`. */
   KEY_IN_PROGRESS: 'IDEMPOTENCY_KEY_IN_PROGRESS',
   /**
-   * Under REPEATABLE READ or SERIALIZABLE, the first request with this key committed after this
-   * transaction took its snapshot. Nothing ran; retry the whole transaction to get the replay.
+   * Under REPEATABLE READ or SERIALIZABLE, the claim could not be serialized with a concurrent
+   * transaction: most often the first request with this key committed after this transaction
+   * took its snapshot. `fn` did not run; retry the whole transaction (it will see the replay).
    */
   SNAPSHOT_CONFLICT: 'IDEMPOTENCY_SNAPSHOT_CONFLICT',
   /** The request is not a JSON value, so it cannot be fingerprinted. */
@@ -104,7 +105,7 @@ export class IdempotencySnapshotConflictError extends IdempotencyError {
     super(
       IdempotencyErrorCode.SNAPSHOT_CONFLICT,
       409,
-      'A concurrent request with the same idempotency key committed after this transaction began; retry the transaction.',
+      'The idempotency key could not be claimed consistently with a concurrent transaction (REPEATABLE READ or SERIALIZABLE); retry the transaction.',
       { ...options, retryable: true },
     )
   }

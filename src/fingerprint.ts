@@ -9,8 +9,9 @@ import { toJsonText } from './json.ts'
  */
 export function fingerprintRequest(request: unknown): Buffer {
   // The strict pass turns anything that is not plain JSON into a typed error naming its path;
-  // canonicalize would silently drop a function or turn it into null.
-  toJsonText(request, IdempotencyErrorCode.REQUEST_INVALID)
-  const canonical = canonicalize(request === undefined ? null : request) as string
+  // canonicalize would silently drop a function or turn it into null. Canonicalizing the text it
+  // produced, not the live value, also means a getter is read once and cannot change in between.
+  const text = toJsonText(request, IdempotencyErrorCode.REQUEST_INVALID)
+  const canonical = canonicalize(JSON.parse(text)) as string
   return createHash('sha256').update(canonical, 'utf8').digest()
 }

@@ -71,7 +71,17 @@ export function toJsonText(value: unknown, code: JsonErrorCode): string {
     stack.push(current)
     return current
   }
-  return JSON.stringify(value === undefined ? null : value, check)
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value === undefined ? null : value, check)
+  } catch (error) {
+    if (error instanceof IdempotencyJsonError) throw error
+    // A getter or toJSON that throws, a revoked proxy: the value cannot be read, so not stored.
+    throw new IdempotencyJsonError(code, '$', `reading it failed (${error instanceof Error ? error.message : String(error)})`)
+  }
+  // A top-level toJSON that returns undefined leaves nothing to store.
+  if (text === undefined) throw new IdempotencyJsonError(code, '$', 'it has no JSON form')
+  return text
 }
 
 function formatKey(holder: unknown, key: string): string {

@@ -1,5 +1,6 @@
 import type { Transaction } from 'kysely'
 import { IdempotencyErrorCode, IdempotencyKeyInProgressError, IdempotencyKeyMismatchError, IdempotencyUsageError } from './errors.ts'
+import { ClaimContext } from './claim-context.ts'
 import { FinalFailure } from './final-failure.ts'
 import { fingerprintRequest } from './fingerprint.ts'
 import { toJsonText, type Jsonified } from './json.ts'
@@ -51,58 +52,65 @@ export async function withIdempotency<DB, T>(
   const settings = resolveOptions(options)
   const valid = validateKey(key, settings.keyFormat)
   const fingerprint = fingerprintRequest(valid.request)
+  const context = new ClaimContext(tx, valid)
   const store = keyStore(settings.schema)
-  const anyTx = tx as Transaction<unknown>
 
-  const claim = await store.claim(anyTx, valid, fingerprint, settings.wait, settings.waitTimeoutMs, settings.retryAfterSeconds)
-  switch (claim.outcome) {
-    case 'found':
-      return replay(tx, valid, fingerprint, claim, settings)
-    case 'busy':
-      throw new IdempotencyKeyInProgressError(
-        'A concurrent request with the same idempotency key has not finished.',
-        settings.retryAfterSeconds,
-      )
-    case 'new':
-    case 'new_placeholder':
-      return execute(tx, store, valid, fingerprint, claim, fn, settings)
-  }
+  return context.track(async (runInside) => {
+    const claim = await store.claim(tx as Transaction<unknown>, valid, fingerprint, settings.wait, settings.waitTimeoutMs, settings.retryAfterSeconds)
+    switch (claim.outcome) {
+      case 'found':
+        return replay(tx, valid, fingerprint, claim, settings)
+      case 'busy':
+        throw new IdempotencyKeyInProgressError('A concurrent request with the same idempotency key has not finished.', settings.retryAfterSeconds)
+      case 'new':
+      case 'new_placeholder':
+        return execute({ tx, store, key: valid, fingerprint, claim, fn, settings, depth: context.depth, runInside })
+    }
+  })
 }
 
-async function execute<DB, T>(
-  tx: Transaction<DB>,
-  store: KeyStore,
-  key: ValidKey,
-  fingerprint: Buffer,
-  claim: ClaimRow,
-  fn: (tx: Transaction<DB>) => Promise<T> | T,
-  settings: ResolvedOptions<DB>,
-): Promise<IdempotencyOutcome<T>> {
+interface Execution<DB, T> {
+  tx: Transaction<DB>
+  store: KeyStore
+  key: ValidKey
+  fingerprint: Buffer
+  claim: ClaimRow
+  fn: (tx: Transaction<DB>) => Promise<T> | T
+  settings: ResolvedOptions<DB>
+  depth: number
+  runInside: <R>(fn: () => R) => R
+}
+
+async function execute<DB, T>({ tx, store, key, fingerprint, claim, fn, settings, depth, runInside }: Execution<DB, T>): Promise<IdempotencyOutcome<T>> {
   const anyTx = tx as Transaction<unknown>
-  if (settings.savepoint) await store.savepoint(anyTx)
-  let value: unknown
-  let failed = false
+  if (settings.savepoint) await store.savepoint(anyTx, depth)
+  // Everything from here to the stored row is undone together on any error, so fn's writes never
+  // commit without their key, even when the caller catches the error and commits.
   try {
-    value = await fn(tx)
-  } catch (error) {
-    if (!settings.savepoint) {
-      if (error instanceof FinalFailure) {
-        throw new IdempotencyUsageError('A FinalFailure needs the savepoint option to roll back the handler\'s writes; nothing was stored.')
+    let value: unknown
+    let failed = false
+    try {
+      value = await runInside(() => fn(tx))
+    } catch (error) {
+      if (!(error instanceof FinalFailure)) throw error
+      if (!settings.savepoint) {
+        throw new IdempotencyUsageError("A FinalFailure needs the savepoint option to roll back the handler's writes; nothing was stored.")
       }
-      throw error
+      await store.rollbackToSavepoint(anyTx, depth)
+      value = error.value
+      failed = true
     }
-    await rollbackQuietly(store, anyTx)
-    if (!(error instanceof FinalFailure)) throw error
-    value = error.value
-    failed = true
+    const responseJson = toJsonText(value, IdempotencyErrorCode.RESULT_INVALID)
+    await store.complete(
+      anyTx,
+      { key, fingerprint, status: failed ? 'failed' : 'completed', responseJson, ttlMs: settings.ttlMs, placeholder: claim.outcome === 'new_placeholder' },
+      settings.retryAfterSeconds,
+    )
+    return { value: JSON.parse(responseJson) as Jsonified<T>, replayed: false, failed, firstSeenAt: claim.created_at }
+  } catch (error) {
+    if (settings.savepoint) await rollbackQuietly(store, anyTx, depth)
+    throw error
   }
-  const responseJson = toJsonText(value, IdempotencyErrorCode.RESULT_INVALID)
-  await store.complete(
-    anyTx,
-    { key, fingerprint, status: failed ? 'failed' : 'completed', responseJson, ttlMs: settings.ttlMs, placeholder: claim.outcome === 'new_placeholder' },
-    settings.retryAfterSeconds,
-  )
-  return { value: JSON.parse(responseJson) as Jsonified<T>, replayed: false, failed, firstSeenAt: claim.created_at }
 }
 
 async function replay<DB, T>(
@@ -126,9 +134,9 @@ async function replay<DB, T>(
 
 // The handler's error is what the caller needs to see; a failed rollback (the connection died)
 // leaves the transaction unusable, and the caller's rollback will say so.
-async function rollbackQuietly(store: KeyStore, tx: Transaction<unknown>): Promise<void> {
+async function rollbackQuietly(store: KeyStore, tx: Transaction<unknown>, depth: number): Promise<void> {
   try {
-    await store.rollbackToSavepoint(tx)
+    await store.rollbackToSavepoint(tx, depth)
   } catch {}
 }
 

@@ -192,10 +192,58 @@ it('releases the key when the holding connection dies halfway: nothing is kept, 
         return { run }
       }),
     )
-  const first = attempt()
-  const second = attempt()
-  await expect(first).rejects.toThrow()
-  await expect(second).resolves.toMatchObject({ replayed: false, value: { run: 2 } })
+  const settled = await Promise.allSettled([attempt(), attempt()])
+  // Whichever claimed first died with its connection; the other ran fn itself.
+  expect(settled.filter((s) => s.status === 'rejected')).toHaveLength(1)
+  expect(settled.find((s) => s.status === 'fulfilled')).toMatchObject({ value: { replayed: false, value: { run: 2 } } })
   expect(await countEntries(database.db, account)).toBe(1)
   expect(await countKeys(database.db, key)).toBe(1)
+})
+
+describe('every wait is bounded', () => {
+  it('fails fast in reject mode even when an expired row is locked by a sweep', async () => {
+    const key = randomUUID()
+    await database.db.transaction().execute((tx) => withIdempotency(tx, key, async () => 'old'))
+    await sql`update idempotency.idempotency_keys set expires_at = now() - interval '1 second' where key = ${key}`.execute(database.db)
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    let locked!: () => void
+    const lockedNow = new Promise<void>((resolve) => (locked = resolve))
+    // A sweep's batch holds the expired row.
+    const sweep = database.db.transaction().execute(async (tx) => {
+      await sql`select 1 from idempotency.idempotency_keys where key = ${key} for update`.execute(tx)
+      locked()
+      await released
+    })
+    await lockedNow
+    const attempt = database.db.transaction().execute((tx) =>
+      withIdempotency(tx, key, async () => 'new', { onConcurrent: 'reject', waitTimeout: '200ms' }),
+    )
+    await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.KEY_IN_PROGRESS })
+    release()
+    await sweep
+  })
+
+  it("turns the caller's statement_timeout during a wait into IDEMPOTENCY_KEY_IN_PROGRESS", async () => {
+    const key = randomUUID()
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    let holding!: () => void
+    const holdingNow = new Promise<void>((resolve) => (holding = resolve))
+    const holder = database.db.transaction().execute((tx) =>
+      withIdempotency(tx, key, async () => {
+        holding()
+        await released
+        return 'first'
+      }),
+    )
+    await holdingNow
+    const waiter = database.db.transaction().execute(async (tx) => {
+      await sql`set local statement_timeout = '150ms'`.execute(tx)
+      return withIdempotency(tx, key, async () => 'second', { waitTimeout: '30s' })
+    })
+    await expect(waiter).rejects.toMatchObject({ code: IdempotencyErrorCode.KEY_IN_PROGRESS, retryable: true })
+    release()
+    await expect(holder).resolves.toMatchObject({ value: 'first' })
+  })
 })

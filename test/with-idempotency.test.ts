@@ -238,13 +238,13 @@ describe('expiry', () => {
     expect((await deposit(account, key, 7)).runs).toBe(1)
   })
 
-  it('stores expires_at = now() + ttl, default 24 hours', async () => {
+  it('stores expires_at = completion time + ttl, default 24 hours', async () => {
     const key = randomUUID()
     const shortKey = randomUUID()
     await database.db.transaction().execute((tx) => withIdempotency(tx, key, async () => 1))
     await database.db.transaction().execute((tx) => withIdempotency(tx, shortKey, async () => 1, { ttl: 90_000 }))
     const { rows } = await sql<{ key: string; ttl: string }>`
-      select key, extract(epoch from expires_at - created_at)::text as ttl from idempotency.idempotency_keys where key in (${key}, ${shortKey})`.execute(database.db)
+      select key, extract(epoch from expires_at - completed_at)::text as ttl from idempotency.idempotency_keys where key in (${key}, ${shortKey})`.execute(database.db)
     expect(Object.fromEntries(rows.map((r) => [r.key, Number(r.ttl)]))).toEqual({ [key]: 86_400, [shortKey]: 90 })
   })
 })
@@ -320,5 +320,100 @@ describe('usage', () => {
       const attempt = database.db.transaction().execute((tx) => withIdempotency(tx, randomUUID(), async () => 1, options as never))
       await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.USAGE })
     }
+  })
+})
+
+describe('nesting and sequences in one transaction', () => {
+  it("rolls an outer FinalFailure back past a completed inner call: the inner key and every write go", async () => {
+    const account = randomUUID()
+    const [outerKey, innerKey] = [randomUUID(), randomUUID()]
+    const outcome = await database.db.transaction().execute((tx) =>
+      withIdempotency(tx, outerKey, async (tx) => {
+        await insertEntry(tx, account, 1)
+        await withIdempotency(tx, innerKey, async (tx) => insertEntry(tx, account, 2))
+        await insertEntry(tx, account, 3)
+        throw new FinalFailure('declined')
+      }),
+    )
+    expect(outcome).toMatchObject({ failed: true, value: 'declined' })
+    expect(await countEntries(database.db, account)).toBe(0)
+    expect(await countKeys(database.db, innerKey)).toBe(0)
+    expect(await countKeys(database.db, outerKey)).toBe(1)
+  })
+
+  it('keeps an inner FinalFailure inside the inner call', async () => {
+    const account = randomUUID()
+    const [outerKey, innerKey] = [randomUUID(), randomUUID()]
+    await database.db.transaction().execute((tx) =>
+      withIdempotency(tx, outerKey, async (tx) => {
+        await insertEntry(tx, account, 1)
+        const inner = await withIdempotency(tx, innerKey, async (tx) => {
+          await insertEntry(tx, account, 2)
+          throw new FinalFailure('inner declined')
+        })
+        await insertEntry(tx, account, 3)
+        return inner.failed
+      }),
+    )
+    const rows = await database.db.selectFrom('ledger').select('amount').where('account', '=', account).orderBy('amount').execute()
+    expect(rows.map((r) => r.amount)).toEqual([1, 3])
+    expect(await countKeys(database.db, innerKey)).toBe(1)
+  })
+
+  it('stores every one of many sequential calls in one transaction', async () => {
+    const account = randomUUID()
+    const keys = Array.from({ length: 20 }, () => randomUUID())
+    await database.db.transaction().execute(async (tx) => {
+      for (const key of keys) await withIdempotency(tx, key, async (tx) => insertEntry(tx, account, 1))
+    })
+    expect(await countEntries(database.db, account)).toBe(20)
+  })
+
+  it('refuses the same key nested in its own fn', async () => {
+    const key = randomUUID()
+    const attempt = database.db.transaction().execute((tx) => withIdempotency(tx, key, async (tx) => withIdempotency(tx, key, async () => 1)))
+    await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.USAGE })
+    expect(await countKeys(database.db, key)).toBe(0)
+  })
+
+  it('refuses two calls running side by side on one transaction, and keeps the first intact', async () => {
+    const account = randomUUID()
+    const [a, b] = [randomUUID(), randomUUID()]
+    const results = await database.db.transaction().execute((tx) =>
+      Promise.allSettled([
+        withIdempotency(tx, a, async (tx) => insertEntry(tx, account, 1)),
+        withIdempotency(tx, b, async (tx) => insertEntry(tx, account, 2)),
+      ]),
+    )
+    expect(results[0]).toMatchObject({ status: 'fulfilled' })
+    expect(results[1]).toMatchObject({ status: 'rejected', reason: { code: IdempotencyErrorCode.USAGE } })
+    expect(await countKeys(database.db, a)).toBe(1)
+    expect(await countEntries(database.db, account)).toBe(1)
+  })
+})
+
+describe('errors after fn succeeded', () => {
+  it("rolls fn's writes back when its result cannot be stored, even if the caller commits", async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    await database.db.transaction().execute(async (tx) => {
+      const attempt = withIdempotency(tx, key, async (tx) => {
+        await insertEntry(tx, account, 1)
+        return { amount: 1n }
+      })
+      await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.RESULT_INVALID })
+    })
+    expect(await countEntries(database.db, account)).toBe(0)
+    expect(await countKeys(database.db, key)).toBe(0)
+  })
+
+  it.each([
+    ['a toJSON that returns undefined', { toJSON: () => undefined }],
+    ['a getter that throws', Object.defineProperty({}, 'x', { enumerable: true, get: () => { throw new Error('no') } })],
+  ])('turns %s into a typed error, for requests and results', async (_name, value) => {
+    const request = database.db.transaction().execute((tx) => withIdempotency(tx, { key: randomUUID(), request: value }, async () => 1))
+    await expect(request).rejects.toMatchObject({ code: IdempotencyErrorCode.REQUEST_INVALID, path: '$' })
+    const result = database.db.transaction().execute((tx) => withIdempotency(tx, randomUUID(), async () => value))
+    await expect(result).rejects.toMatchObject({ code: IdempotencyErrorCode.RESULT_INVALID, path: '$' })
   })
 })

@@ -11,15 +11,16 @@ import { SqlState, sqlStateOf } from './sql-state.ts'
 export function translateDatabaseError(error: unknown, retryAfterSeconds: number): IdempotencyError {
   const sqlState = sqlStateOf(error)
   switch (sqlState) {
+    // lock_timeout (waitTimeout) or the caller's statement_timeout ran out while the claim waited.
     case SqlState.LOCK_NOT_AVAILABLE:
+    case SqlState.QUERY_CANCELED:
       return new IdempotencyKeyInProgressError(
-        'Timed out waiting for a concurrent request with the same idempotency key to finish.',
+        'Timed out waiting for the idempotency key: a concurrent request with the same key has not finished.',
         retryAfterSeconds,
         { cause: error },
       )
     case SqlState.SERIALIZATION_FAILURE:
     case SqlState.DEADLOCK_DETECTED:
-    case SqlState.UNIQUE_VIOLATION:
       return new IdempotencySnapshotConflictError({ cause: error })
     case SqlState.UNDEFINED_TABLE:
     case SqlState.UNDEFINED_FUNCTION:
@@ -33,7 +34,16 @@ export function translateDatabaseError(error: unknown, retryAfterSeconds: number
     case SqlState.IN_FAILED_SQL_TRANSACTION:
       return new IdempotencyStoreError(
         IdempotencyErrorCode.STORE_FAILED,
-        'The transaction had already failed before the idempotency key was claimed; roll it back.',
+        'The transaction had already failed (an earlier statement, perhaps one fn caught, raised an error); roll it back.',
+        sqlState,
+        error,
+      )
+    // The key row exists although this transaction holds the key's lock: something wrote the
+    // table without the claim (or a nested call). Retrying would fail the same way.
+    case SqlState.UNIQUE_VIOLATION:
+      return new IdempotencyStoreError(
+        IdempotencyErrorCode.STORE_FAILED,
+        'The idempotency key was stored by a statement that bypassed the claim; the key table must only be written by the library.',
         sqlState,
         error,
       )

@@ -27,9 +27,12 @@ export interface CompletedKey {
   placeholder: boolean
 }
 
-// Savepoint names may repeat: ROLLBACK TO always finds the innermost one, so nested calls nest.
-const SAVEPOINT = CompiledQuery.raw('savepoint pg_idempotency')
-const ROLLBACK_TO_SAVEPOINT = CompiledQuery.raw('rollback to savepoint pg_idempotency')
+// One name per nesting depth: an outer call's rollback must reach its own savepoint, not one an
+// inner call left behind (savepoints are not released, to save a round trip; a later call at the
+// same depth shadows the earlier one, and ROLLBACK TO finds the innermost of a name).
+const savepointName = (depth: number) => `pg_idempotency_${depth}`
+const SAVEPOINTS = Array.from({ length: 8 }, (_, depth) => CompiledQuery.raw(`savepoint ${savepointName(depth)}`))
+const ROLLBACKS = Array.from({ length: 8 }, (_, depth) => CompiledQuery.raw(`rollback to savepoint ${savepointName(depth)}`))
 
 /** The statements that read and write the key table of one schema. */
 export class KeyStore {
@@ -40,13 +43,15 @@ export class KeyStore {
   constructor(schema: string) {
     const s = quoteSchema(schema)
     this.#claimSql = `select outcome, status, fingerprint, response, created_at from ${s}.claim_idempotency_key($1, $2, $3, $4, $5)`
+    // The ttl runs from completion, by the database clock, so a long transaction cannot commit a
+    // key that has already expired.
     this.#insertSql =
       `insert into ${s}.idempotency_keys (scope, key, fingerprint, status, response, customer_id, completed_at, expires_at) ` +
-      `values ($1, $2, $3, $4, $5::json, $6, clock_timestamp(), now() + $7::double precision * interval '1 millisecond')`
+      `select $1::text, $2::text, $3::bytea, $4::text, $5::json, $6::uuid, t, t + $7::double precision * interval '1 millisecond' from clock_timestamp() as t`
     this.#updateSql =
       `update ${s}.idempotency_keys set fingerprint = $3, status = $4, response = $5::json, customer_id = $6, ` +
-      `completed_at = clock_timestamp(), expires_at = now() + $7::double precision * interval '1 millisecond' ` +
-      `where scope = $1 and key = $2 and status = 'claimed'`
+      `completed_at = t, expires_at = t + $7::double precision * interval '1 millisecond' ` +
+      `from clock_timestamp() as t where scope = $1 and key = $2 and status = 'claimed'`
   }
 
   /** Takes the key's advisory lock (waiting up to `waitTimeoutMs`, or not at all) and looks it up. */
@@ -62,17 +67,17 @@ export class KeyStore {
     const params = [key.scope, key.key, done.fingerprint, done.status, done.responseJson, key.customerId, done.ttlMs]
     const result = await run(tx, CompiledQuery.raw(done.placeholder ? this.#updateSql : this.#insertSql, params), retryAfterSeconds)
     if (result.numAffectedRows !== 1n) {
-      // Only a caller who deleted the placeholder inside its own handler gets here.
+      // Only a handler that deleted the placeholder itself gets here.
       throw translateDatabaseError(new Error('The idempotency key placeholder disappeared before the result was stored.'), retryAfterSeconds)
     }
   }
 
-  async savepoint(tx: Transaction<unknown>): Promise<void> {
-    await run(tx, SAVEPOINT, 0)
+  async savepoint(tx: Transaction<unknown>, depth: number): Promise<void> {
+    await run(tx, SAVEPOINTS[depth] ?? CompiledQuery.raw(`savepoint ${savepointName(depth)}`), 0)
   }
 
-  async rollbackToSavepoint(tx: Transaction<unknown>): Promise<void> {
-    await run(tx, ROLLBACK_TO_SAVEPOINT, 0)
+  async rollbackToSavepoint(tx: Transaction<unknown>, depth: number): Promise<void> {
+    await run(tx, ROLLBACKS[depth] ?? CompiledQuery.raw(`rollback to savepoint ${savepointName(depth)}`), 0)
   }
 }
 

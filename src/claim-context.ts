@@ -1,0 +1,55 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { IdempotencyUsageError } from './errors.ts'
+import type { ValidKey } from './key.ts'
+
+interface ActiveClaim {
+  tx: object
+  scope: string
+  key: string
+}
+
+// The withIdempotency calls whose fn the current code runs inside, outermost first.
+const enclosing = new AsyncLocalStorage<readonly ActiveClaim[]>()
+// How many calls are in flight on each transaction, nested or not.
+const inFlight = new WeakMap<object, number>()
+
+/**
+ * Tracks one withIdempotency call on `tx`. Nested calls (from inside `fn`) are fine and get
+ * their own savepoint depth; the same key nested in itself, or two calls running side by side on
+ * one transaction, would make savepoints and rows interleave, so both are refused.
+ */
+export class ClaimContext {
+  /** 0 for a call made outside any other call on the same transaction. */
+  readonly depth: number
+  readonly #tx: object
+  readonly #stack: readonly ActiveClaim[]
+  readonly #claim: ActiveClaim
+
+  constructor(tx: object, key: ValidKey) {
+    const stack = enclosing.getStore() ?? []
+    const mine = stack.filter((claim) => claim.tx === tx)
+    if (mine.some((claim) => claim.scope === key.scope && claim.key === key.key)) {
+      throw new IdempotencyUsageError('withIdempotency was called with the same key inside its own fn; that would claim the key twice.')
+    }
+    if ((inFlight.get(tx) ?? 0) > mine.length) {
+      throw new IdempotencyUsageError(
+        'Another withIdempotency call is running on this transaction. Calls on one transaction must be sequential (or nested in fn), never concurrent.',
+      )
+    }
+    this.depth = mine.length
+    this.#tx = tx
+    this.#stack = stack
+    this.#claim = { tx, scope: key.scope, key: key.key }
+  }
+
+  /** Marks the call in flight until `work` settles, and runs `fn` inside as the enclosing call. */
+  async track<T>(work: (runInside: <R>(fn: () => R) => R) => Promise<T>): Promise<T> {
+    inFlight.set(this.#tx, (inFlight.get(this.#tx) ?? 0) + 1)
+    const inner = [...this.#stack, this.#claim]
+    try {
+      return await work((fn) => enclosing.run(inner, fn))
+    } finally {
+      inFlight.set(this.#tx, (inFlight.get(this.#tx) ?? 1) - 1)
+    }
+  }
+}
