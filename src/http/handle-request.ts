@@ -1,0 +1,148 @@
+import { IdempotencyError, IdempotencySnapshotConflictError, IdempotencyUsageError } from '../errors.ts'
+import { withIdempotency } from '../with-idempotency.ts'
+import { readKeyHeader } from './key-header.ts'
+import { scopeOf, type ResolvedPolicy } from './policy.ts'
+import { problem, problemFromError, ProblemType } from './problem.ts'
+import type { HandlerResult, HttpRequest, HttpResponse, IdempotentHandler } from './types.ts'
+
+/** Header set on every replayed response. */
+export const REPLAYED_HEADER = 'idempotent-replayed'
+
+// REPEATABLE READ and SERIALIZABLE twins get a snapshot conflict; the middleware owns the
+// transaction, so it retries it itself (the retry sees the twin's row and replays).
+const SNAPSHOT_CONFLICT_ATTEMPTS = 3
+
+/** The stored form of a response: what a replay sends back. */
+interface StoredResponse {
+  status: number
+  headers: Record<string, string>
+  body: unknown
+}
+
+/**
+ * The framework-agnostic path every adapter takes: read the key, claim it in a transaction
+ * that also runs the handler, and turn the outcome into a response (or a problem+json error).
+ * Errors the handler throws propagate to the framework untouched; nothing is stored for them.
+ */
+export async function handleIdempotentRequest<DB, Raw>(
+  policy: ResolvedPolicy<DB, Raw>,
+  request: HttpRequest<Raw>,
+  handler: IdempotentHandler<DB, Raw>,
+): Promise<HttpResponse> {
+  const base = policy.problemTypeBase
+  const mismatchStatus = policy.onMismatch === 'conflict' ? 409 : 422
+  if (!policy.methods.has(request.method.toUpperCase())) return runWithoutKey(policy, request, handler)
+
+  let key: string | undefined
+  try {
+    key = readKeyHeader(request.header(policy.header))
+  } catch (error) {
+    return problemFromError(base, error as IdempotencyError, mismatchStatus)
+  }
+  if (key === undefined) {
+    if (!policy.required) return runWithoutKey(policy, request, handler)
+    return problem(base, ProblemType.KEY_MISSING, 400, `This endpoint requires an ${policy.header} header.`, { code: 'IDEMPOTENCY_KEY_MISSING' })
+  }
+
+  const scope = scopeOf(policy.scope, request, await policy.client(request.raw))
+  const fingerprinted = { method: request.method.toUpperCase(), route: request.route, body: withoutFields(request.body, policy.ignoreFields) }
+  const options = {
+    ttl: policy.ttl,
+    onMismatch: policy.onMismatch === 'replay' ? ('replay' as const) : ('reject' as const),
+    onConcurrent: policy.onConcurrent,
+    waitTimeout: policy.waitTimeout,
+    keyFormat: policy.keyFormat,
+    ...(policy.schema === undefined ? {} : { schema: policy.schema }),
+  }
+  for (let attempt = 1; ; attempt++) {
+    let firstHeaders: Record<string, string> = {}
+    try {
+      const outcome = await transaction(policy).execute((tx) =>
+        withIdempotency(
+          tx,
+          { scope, key, request: fingerprinted },
+          async (tx) => {
+            const result = checkResult(await handler({ tx, request: request.raw, key }))
+            firstHeaders = withContentType(result)
+            if (!isStored(result)) throw new NotStored(result, firstHeaders)
+            return stored(result, firstHeaders, policy.storeHeaders)
+          },
+          options,
+        ),
+      )
+      const response = outcome.value as StoredResponse
+      if (outcome.replayed) return { ...response, headers: { ...response.headers, [REPLAYED_HEADER]: 'true' } }
+      return { ...response, headers: firstHeaders }
+    } catch (error) {
+      if (error instanceof NotStored) return error.response
+      if (error instanceof IdempotencySnapshotConflictError && attempt < SNAPSHOT_CONFLICT_ATTEMPTS) continue
+      if (error instanceof IdempotencyError && !(error instanceof IdempotencyUsageError)) return problemFromError(base, error, mismatchStatus)
+      throw error
+    }
+  }
+}
+
+/** No key (optional keys, or a method that takes none): the handler runs in a plain transaction. */
+async function runWithoutKey<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, request: HttpRequest<Raw>, handler: IdempotentHandler<DB, Raw>): Promise<HttpResponse> {
+  try {
+    return await transaction(policy).execute(async (tx) => {
+      const result = checkResult(await handler({ tx, request: request.raw, key: undefined }))
+      const headers = withContentType(result)
+      if (!isStored(result)) throw new NotStored(result, headers)
+      return { status: result.status, headers, body: result.body }
+    })
+  } catch (error) {
+    if (error instanceof NotStored) return error.response
+    throw error
+  }
+}
+
+function transaction<DB, Raw>(policy: ResolvedPolicy<DB, Raw>) {
+  const builder = policy.db.transaction()
+  return policy.isolation === undefined ? builder : builder.setIsolationLevel(policy.isolation)
+}
+
+/** 2xx and 3xx are stored; a 4xx only when the handler marks it final; a 5xx never. */
+function isStored(result: HandlerResult): boolean {
+  return result.status < 400 || (result.status < 500 && result.final === true)
+}
+
+/** Rolls the transaction back while still answering with the handler's response. */
+class NotStored {
+  readonly response: HttpResponse
+  constructor(result: HandlerResult, headers: Record<string, string>) {
+    this.response = { status: result.status, headers, body: result.body }
+  }
+}
+
+function checkResult(result: HandlerResult): HandlerResult {
+  if (typeof result !== 'object' || result === null || !Number.isInteger(result.status) || result.status < 200 || result.status > 599) {
+    throw new IdempotencyUsageError('An idempotent handler must return { status, body?, headers? } with a status from 200 to 599.')
+  }
+  return result
+}
+
+function withContentType(result: HandlerResult): Record<string, string> {
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(result.headers ?? {})) headers[name.toLowerCase()] = String(value)
+  if (result.body !== undefined && headers['content-type'] === undefined) headers['content-type'] = 'application/json; charset=utf-8'
+  return headers
+}
+
+function stored(result: HandlerResult, headers: Record<string, string>, allowed: string[]): StoredResponse {
+  const kept: Record<string, string> = {}
+  for (const name of allowed) if (headers[name] !== undefined) kept[name] = headers[name]
+  return { status: result.status, headers: kept, body: result.body }
+}
+
+/** A copy of the body without the fields the fingerprint ignores. */
+function withoutFields(body: unknown, paths: string[][]): unknown {
+  if (paths.length === 0 || typeof body !== 'object' || body === null || Array.isArray(body)) return body
+  const copy: Record<string, unknown> = { ...(body as Record<string, unknown>) }
+  for (const [head, ...rest] of paths) {
+    if (head === undefined || !(head in copy)) continue
+    if (rest.length === 0) delete copy[head]
+    else copy[head] = withoutFields(copy[head], [rest])
+  }
+  return copy
+}

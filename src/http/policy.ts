@@ -1,0 +1,114 @@
+import type { IsolationLevel, Kysely } from 'kysely'
+import type { Duration } from '../duration.ts'
+import { IdempotencyUsageError } from '../errors.ts'
+import type { KeyFormat } from '../key.ts'
+import { DEFAULT_PROBLEM_TYPE_BASE } from './problem.ts'
+import type { HttpRequest } from './types.ts'
+
+/** How one route treats idempotency keys. Every field has a default; set what differs. */
+export interface IdempotencyPolicy {
+  /** The request header that carries the key. Default `'Idempotency-Key'`; `'x-request-id'` for request-id APIs. */
+  header?: string
+  /** A missing key is a `400` when required. Default `false`: without a key every request is new. */
+  required?: boolean
+  /** `'any'` (default), `'uuid'` or `'uuid-v4'`. */
+  keyFormat?: KeyFormat
+  /** How long a key replays. Default `'24h'`. */
+  ttl?: Duration
+  /**
+   * Same key, different request: `'reject'` answers `422` (the IETF draft), `'conflict'` answers
+   * `409` (APIs that document that), `'replay'` returns the first response regardless.
+   */
+  onMismatch?: 'reject' | 'conflict' | 'replay'
+  /**
+   * A request that arrives while its twin runs: `'reject'` (default) answers `409` with
+   * `Retry-After` as the IETF draft says; `'wait'` waits for the twin and replays its response.
+   */
+  onConcurrent?: 'reject' | 'wait'
+  /** With `onConcurrent: 'wait'`, the longest wait. Default `'10s'`. */
+  waitTimeout?: Duration
+  /**
+   * What the key is unique within. `'route'` (default): the client, the method and the route
+   * pattern. `'client'`: the client alone, so a request id is never reused across APIs.
+   */
+  scope?: 'route' | 'client'
+  /** Response headers stored and replayed (lower case). Default content-type, location, etag. */
+  storeHeaders?: readonly string[]
+  /** Body fields left out of the fingerprint, as dotted paths (`'metadata.sentAt'`). */
+  ignoreFields?: readonly string[]
+  /** The methods that take keys. Default POST and PATCH; others pass through untouched. */
+  methods?: readonly string[]
+  /** The transaction's isolation level. Default the database's (READ COMMITTED). */
+  isolation?: IsolationLevel
+}
+
+/** Options shared by all routes of an adapter; each route's policy overrides them. */
+export interface IdempotencyHttpOptions<DB, Raw> extends IdempotencyPolicy {
+  db: Kysely<DB>
+  /**
+   * Who the caller is (an API key id, a tenant): part of every scope, so one client can never
+   * read another's stored response. Return undefined for anonymous callers.
+   */
+  client?: (request: Raw) => string | undefined | Promise<string | undefined>
+  /** Where the migrations put the key table. Default `'idempotency'`. */
+  schema?: string
+  /** Prefix of the problem `type` URIs. */
+  problemTypeBase?: string
+}
+
+/** Credentials and cookies are never stored, whatever the allow-list says. */
+const NEVER_STORED = new Set(['set-cookie', 'authorization', 'proxy-authorization', 'cookie', 'www-authenticate', 'proxy-authenticate'])
+
+export interface ResolvedPolicy<DB, Raw> {
+  db: Kysely<DB>
+  client: (request: Raw) => string | undefined | Promise<string | undefined>
+  header: string
+  required: boolean
+  keyFormat: KeyFormat
+  ttl: Duration
+  onMismatch: 'reject' | 'conflict' | 'replay'
+  onConcurrent: 'reject' | 'wait'
+  waitTimeout: Duration
+  scope: 'route' | 'client'
+  storeHeaders: string[]
+  ignoreFields: string[][]
+  methods: Set<string>
+  isolation: IsolationLevel | undefined
+  schema: string | undefined
+  problemTypeBase: string
+}
+
+export function resolvePolicy<DB, Raw>(options: IdempotencyHttpOptions<DB, Raw>, route: IdempotencyPolicy = {}): ResolvedPolicy<DB, Raw> {
+  const merged = { ...options, ...route }
+  if (!merged.db) throw new IdempotencyUsageError('The idempotency middleware needs a Kysely instance as `db`.')
+  const onMismatch = merged.onMismatch ?? 'reject'
+  if (!['reject', 'conflict', 'replay'].includes(onMismatch)) {
+    throw new IdempotencyUsageError(`onMismatch must be 'reject', 'conflict' or 'replay'; got ${String(onMismatch)}.`)
+  }
+  const scope = merged.scope ?? 'route'
+  if (scope !== 'route' && scope !== 'client') throw new IdempotencyUsageError(`scope must be 'route' or 'client'; got ${String(scope)}.`)
+  return {
+    db: merged.db,
+    client: merged.client ?? (() => undefined),
+    header: (merged.header ?? 'Idempotency-Key').toLowerCase(),
+    required: merged.required ?? false,
+    keyFormat: merged.keyFormat ?? 'any',
+    ttl: merged.ttl ?? '24h',
+    onMismatch,
+    onConcurrent: merged.onConcurrent ?? 'reject',
+    waitTimeout: merged.waitTimeout ?? '10s',
+    scope,
+    storeHeaders: (merged.storeHeaders ?? ['content-type', 'location', 'etag']).map((h) => h.toLowerCase()).filter((h) => !NEVER_STORED.has(h)),
+    ignoreFields: (merged.ignoreFields ?? []).map((path) => path.split('.')),
+    methods: new Set((merged.methods ?? ['POST', 'PATCH']).map((m) => m.toUpperCase())),
+    isolation: merged.isolation,
+    schema: merged.schema,
+    problemTypeBase: merged.problemTypeBase ?? DEFAULT_PROBLEM_TYPE_BASE,
+  }
+}
+
+/** The scope of a request's key: who is asking, and (by default) which route. */
+export function scopeOf(scope: 'route' | 'client', request: HttpRequest, client: string | undefined): string {
+  const who = client === undefined ? 'anonymous' : `client:${client}`
+  return scope === 'client' ? who : `${who} ${request.method.toUpperCase()} ${request.route}`
+}

@@ -1,0 +1,44 @@
+import type { Transaction } from 'kysely'
+
+/** What a framework adapter hands the HTTP core: the parts of a request the core looks at. */
+export interface HttpRequest<Raw = unknown> {
+  method: string
+  /** The route pattern (`/accounts/:id/deposits`), not the concrete path. */
+  route: string
+  /** A header by lower-case name; the first value when there are several. */
+  header(name: string): string | undefined
+  /** The parsed body (JSON), or undefined. */
+  body: unknown
+  /** The framework's own request object. */
+  raw: Raw
+}
+
+/** What an idempotent handler returns, and what is stored and replayed. */
+export interface HandlerResult {
+  status: number
+  body?: unknown
+  headers?: Record<string, string>
+  /**
+   * A 4xx outcome is not stored unless it is final: by default a 4xx rolls back and a retry
+   * runs the handler again. Mark a business outcome (`402 card_declined`) final to store it.
+   */
+  final?: boolean
+}
+
+/** A response for the adapter to send. */
+export interface HttpResponse {
+  status: number
+  headers: Record<string, string>
+  body: unknown
+}
+
+export interface HandlerContext<DB, Raw> {
+  /** The transaction the key is claimed in: write through it. */
+  tx: Transaction<DB>
+  /** The framework's request. */
+  request: Raw
+  /** The idempotency key, or undefined when the request has none (optional keys). */
+  key: string | undefined
+}
+
+export type IdempotentHandler<DB, Raw> = (context: HandlerContext<DB, Raw>) => Promise<HandlerResult> | HandlerResult

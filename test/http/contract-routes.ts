@@ -1,0 +1,120 @@
+import { sql, type Kysely, type Transaction } from 'kysely'
+import type { HandlerResult, IdempotencyPolicy } from '../../src/http/index.ts'
+
+/** A route of the contract app, independent of the framework. */
+export interface ContractRoute {
+  method: 'post' | 'get'
+  path: string
+  policy?: IdempotencyPolicy
+  /** Undefined for a plain framework route that the middleware never sees. */
+  handler?: (context: { tx: Transaction<any>; body: any; key: string | undefined }) => Promise<HandlerResult>
+  plain?: (db: Kysely<any>) => Promise<unknown>
+}
+
+/** Lets a test hold a handler mid-transaction, to race a twin against it. */
+export class Latch {
+  #release: (() => void) | undefined
+  #entered: (() => void) | undefined
+  entered = new Promise<void>((resolve) => (this.#entered = resolve))
+  #gate = new Promise<void>((resolve) => (this.#release = resolve))
+  async hold(): Promise<void> {
+    this.#entered?.()
+    await this.#gate
+  }
+  release(): void {
+    this.#release?.()
+  }
+}
+
+export const counters = { boom: 0, rejected: 0, declined: 0 }
+export const latches: { slow?: Latch } = {}
+
+async function insertItem(tx: Transaction<any>, name: string) {
+  const { rows } = await sql<{ id: string; name: string }>`insert into items (name) values (${name}) returning id::text, name`.execute(tx)
+  return rows[0]!
+}
+
+export async function createItemsTable(db: Kysely<any>): Promise<void> {
+  await sql`create table if not exists items (id bigserial primary key, name text not null)`.execute(db)
+}
+
+export const contractRoutes: ContractRoute[] = [
+  {
+    method: 'post',
+    path: '/items',
+    policy: { required: true, ignoreFields: ['sentAt'] },
+    handler: async ({ tx, body }) => {
+      const item = await insertItem(tx, body.name)
+      return { status: 201, body: { zeta: 1, ...item }, headers: { location: `/items/${item.id}`, 'set-cookie': 'session=secret', 'x-trace': 'abc' } }
+    },
+  },
+  {
+    method: 'post',
+    path: '/items-conflict',
+    policy: { onMismatch: 'conflict' },
+    handler: async ({ tx, body }) => ({ status: 201, body: await insertItem(tx, body.name) }),
+  },
+  {
+    method: 'post',
+    path: '/requests/a',
+    policy: { header: 'x-request-id', keyFormat: 'uuid', onMismatch: 'replay', scope: 'client' },
+    handler: async ({ tx, body }) => ({ status: 201, body: { route: 'a', ...(await insertItem(tx, body.name)) } }),
+  },
+  {
+    method: 'post',
+    path: '/requests/b',
+    policy: { header: 'x-request-id', keyFormat: 'uuid', onMismatch: 'replay', scope: 'client' },
+    handler: async ({ tx, body }) => ({ status: 201, body: { route: 'b', ...(await insertItem(tx, body.name)) } }),
+  },
+  {
+    method: 'post',
+    path: '/slow',
+    handler: async ({ tx, body }) => {
+      const item = await insertItem(tx, body.name)
+      await latches.slow?.hold()
+      return { status: 201, body: item }
+    },
+  },
+  {
+    method: 'post',
+    path: '/waiting',
+    policy: { onConcurrent: 'wait' },
+    handler: async ({ tx, body }) => {
+      const item = await insertItem(tx, body.name)
+      await latches.slow?.hold()
+      return { status: 201, body: item }
+    },
+  },
+  {
+    method: 'post',
+    path: '/boom',
+    handler: async ({ tx, body }) => {
+      counters.boom++
+      await insertItem(tx, body.name)
+      throw new Error('unexpected failure')
+    },
+  },
+  {
+    method: 'post',
+    path: '/rejected',
+    handler: async ({ tx, body }) => {
+      counters.rejected++
+      await insertItem(tx, body.name)
+      return { status: 400, body: { error: 'not_today' } }
+    },
+  },
+  {
+    method: 'post',
+    path: '/declined',
+    handler: async ({ tx, body }) => {
+      counters.declined++
+      await insertItem(tx, body.name)
+      return { status: 402, body: { error: 'card_declined' }, final: true }
+    },
+  },
+  {
+    method: 'get',
+    path: '/items',
+    plain: async (db) => (await sql<{ n: number }>`select count(*)::int as n from items`.execute(db)).rows[0],
+  },
+]

@@ -1,0 +1,195 @@
+import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { useTestDatabase } from '../support/test-database.ts'
+import { counters, createItemsTable, Latch, latches } from './contract-routes.ts'
+import type { RunningServer, StartServer } from './servers.ts'
+
+/**
+ * The behaviour every adapter must show over real HTTP against a real PostgreSQL: the same
+ * suite runs for Express, Fastify and Hono.
+ */
+export function describeHttpContract(framework: string, start: StartServer): void {
+  const database = useTestDatabase()
+  let server: RunningServer
+
+  beforeAll(async () => {
+    await createItemsTable(database.db)
+    server = await start(database.db)
+  })
+  afterAll(async () => {
+    await server?.close()
+  })
+  beforeEach(() => {
+    latches.slow = undefined
+  })
+
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(server.url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
+  const items = async (name: string) => {
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from items where name = ${name}`.execute(database.db)
+    return rows[0]!.n
+  }
+  const keysOf = async (key: string) => {
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from idempotency.idempotency_keys where key = ${key}`.execute(database.db)
+    return rows[0]!.n
+  }
+  const problemOf = async (response: Response) => {
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+    return (await response.json()) as { type: string; status: number; title: string; detail: string }
+  }
+
+  describe(`${framework}: keys over HTTP`, () => {
+    it('runs a POST once and replays it byte for byte, with Idempotent-Replayed and stored headers only', async () => {
+      const key = randomUUID()
+      const name = randomUUID()
+      const first = await post('/items', { name }, { 'idempotency-key': key })
+      expect(first.status).toBe(201)
+      expect(first.headers.get('set-cookie')).toBe('session=secret')
+      expect(first.headers.get('idempotent-replayed')).toBeNull()
+      const firstBody = await first.text()
+
+      const again = await post('/items', { name }, { 'idempotency-key': key })
+      expect(again.status).toBe(201)
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+      expect(await again.text()).toBe(firstBody)
+      expect(again.headers.get('location')).toBe(first.headers.get('location'))
+      expect(again.headers.get('content-type')).toMatch(/^application\/json/)
+      // Credentials and headers off the allow-list are never stored.
+      expect(again.headers.get('set-cookie')).toBeNull()
+      expect(again.headers.get('x-trace')).toBeNull()
+      expect(await items(name)).toBe(1)
+    })
+
+    it('accepts the key as a Structured Field string or a bare token: the same key', async () => {
+      const key = `k-${randomUUID()}`
+      const name = randomUUID()
+      expect((await post('/items', { name }, { 'idempotency-key': `"${key}"` })).status).toBe(201)
+      const again = await post('/items', { name }, { 'idempotency-key': key })
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+      expect(await items(name)).toBe(1)
+    })
+
+    it('answers 400 problem details for a missing required key and for an invalid key', async () => {
+      const missing = await post('/items', { name: 'x' })
+      expect(missing.status).toBe(400)
+      expect((await problemOf(missing)).type).toMatch(/idempotency-key-missing$/)
+      for (const bad of ['k'.repeat(256), '"unterminated', '"a\\qb"']) {
+        const invalid = await post('/items', { name: 'x' }, { 'idempotency-key': bad })
+        expect(invalid.status).toBe(400)
+        expect((await problemOf(invalid)).type).toMatch(/idempotency-key-invalid$/)
+      }
+    })
+
+    it('answers 422 for the same key with another body, or 409 on routes that document that', async () => {
+      const key = randomUUID()
+      await post('/items', { name: 'one' }, { 'idempotency-key': key })
+      const mismatch = await post('/items', { name: 'two' }, { 'idempotency-key': key })
+      expect(mismatch.status).toBe(422)
+      expect(mismatch.headers.get('retry-after')).toBeNull()
+      expect((await problemOf(mismatch)).type).toMatch(/idempotency-key-mismatch$/)
+
+      const other = randomUUID()
+      await post('/items-conflict', { name: 'one' }, { 'idempotency-key': other })
+      const conflict = await post('/items-conflict', { name: 'two' }, { 'idempotency-key': other })
+      expect(conflict.status).toBe(409)
+      expect(conflict.headers.get('retry-after')).toBeNull()
+      expect((await problemOf(conflict)).type).toMatch(/idempotency-key-mismatch$/)
+    })
+
+    it('leaves ignored fields out of the fingerprint', async () => {
+      const key = randomUUID()
+      const name = randomUUID()
+      await post('/items', { name, sentAt: '10:00' }, { 'idempotency-key': key })
+      const again = await post('/items', { name, sentAt: '10:01' }, { 'idempotency-key': key })
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+    })
+
+    it('scopes keys by client: the same key from two clients is two keys', async () => {
+      const key = randomUUID()
+      const name = randomUUID()
+      const a = await post('/items', { name }, { 'idempotency-key': key, 'x-api-key': 'client-a' })
+      const b = await post('/items', { name }, { 'idempotency-key': key, 'x-api-key': 'client-b' })
+      expect([a.headers.get('idempotent-replayed'), b.headers.get('idempotent-replayed')]).toEqual([null, null])
+      expect(await items(name)).toBe(2)
+    })
+
+    it('replays a request id across routes and bodies when the scope is the client', async () => {
+      const id = randomUUID()
+      const first = await post('/requests/a', { name: 'first' }, { 'x-request-id': id })
+      const otherBody = await post('/requests/a', { name: 'changed' }, { 'x-request-id': id })
+      const otherRoute = await post('/requests/b', { name: 'elsewhere' }, { 'x-request-id': id })
+      const firstBody = await first.text()
+      expect(await otherBody.text()).toBe(firstBody)
+      expect(await otherRoute.text()).toBe(firstBody)
+      expect(await items('changed')).toBe(0)
+      // No request id: every POST is new.
+      await post('/requests/a', { name: 'fresh' })
+      await post('/requests/a', { name: 'fresh' })
+      expect(await items('fresh')).toBe(2)
+      const notUuid = await post('/requests/a', { name: 'x' }, { 'x-request-id': 'abc' })
+      expect(notUuid.status).toBe(400)
+    })
+
+    it('answers 409 with Retry-After while the first request with the key runs', async () => {
+      const key = randomUUID()
+      const latch = (latches.slow = new Latch())
+      const first = post('/slow', { name: 'slow' }, { 'idempotency-key': key })
+      await latch.entered
+      const twin = await post('/slow', { name: 'slow' }, { 'idempotency-key': key })
+      expect(twin.status).toBe(409)
+      expect(twin.headers.get('retry-after')).toBe('1')
+      expect((await problemOf(twin)).type).toMatch(/idempotency-key-in-progress$/)
+      latch.release()
+      expect((await first).status).toBe(201)
+    })
+
+    it("waits for the twin and replays its response with onConcurrent: 'wait'", async () => {
+      const key = randomUUID()
+      const name = randomUUID()
+      const latch = (latches.slow = new Latch())
+      const first = post('/waiting', { name }, { 'idempotency-key': key })
+      await latch.entered
+      const twin = post('/waiting', { name }, { 'idempotency-key': key })
+      latch.release()
+      const [a, b] = await Promise.all([first, twin])
+      expect(await b.text()).toBe(await a.text())
+      expect(b.headers.get('idempotent-replayed')).toBe('true')
+      expect(await items(name)).toBe(1)
+    })
+
+    it('stores nothing for an unexpected exception: the framework answers 500 and a retry runs again', async () => {
+      const key = randomUUID()
+      const before = counters.boom
+      expect((await post('/boom', { name: 'boom' }, { 'idempotency-key': key })).status).toBe(500)
+      expect((await post('/boom', { name: 'boom' }, { 'idempotency-key': key })).status).toBe(500)
+      expect(counters.boom - before).toBe(2)
+      expect(await keysOf(key)).toBe(0)
+      expect(await items('boom')).toBe(0)
+    })
+
+    it('stores a 4xx only when the handler marks it final', async () => {
+      const key = randomUUID()
+      const rejectedBefore = counters.rejected
+      expect((await post('/rejected', { name: 'r' }, { 'idempotency-key': key })).status).toBe(400)
+      expect((await post('/rejected', { name: 'r' }, { 'idempotency-key': key })).status).toBe(400)
+      expect(counters.rejected - rejectedBefore).toBe(2)
+      expect(await keysOf(key)).toBe(0)
+      expect(await items('r')).toBe(0)
+
+      const declinedKey = randomUUID()
+      const declinedBefore = counters.declined
+      const first = await post('/declined', { name: 'd' }, { 'idempotency-key': declinedKey })
+      const again = await post('/declined', { name: 'd' }, { 'idempotency-key': declinedKey })
+      expect([first.status, again.status]).toEqual([402, 402])
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+      expect(counters.declined - declinedBefore).toBe(1)
+    })
+
+    it('lets GET pass through untouched', async () => {
+      const response = await fetch(server.url + '/items', { headers: { 'idempotency-key': randomUUID() } })
+      expect(response.status).toBe(200)
+      expect(response.headers.get('idempotent-replayed')).toBeNull()
+    })
+  })
+}

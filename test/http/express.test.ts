@@ -1,0 +1,4 @@
+import { describeHttpContract } from './contract.ts'
+import { startExpress } from './servers.ts'
+
+describeHttpContract('Express', startExpress)

@@ -1,0 +1,4 @@
+import { describeHttpContract } from './contract.ts'
+import { startFastify } from './servers.ts'
+
+describeHttpContract('Fastify', startFastify)

@@ -1,0 +1,4 @@
+import { describeHttpContract } from './contract.ts'
+import { startHono } from './servers.ts'
+
+describeHttpContract('Hono', startHono)

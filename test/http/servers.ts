@@ -1,0 +1,63 @@
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
+import express from 'express'
+import Fastify from 'fastify'
+import { Hono } from 'hono'
+import type { Kysely } from 'kysely'
+import { expressIdempotency } from '../../src/http/express.ts'
+import { idempotencyPlugin } from '../../src/http/fastify.ts'
+import { honoIdempotency } from '../../src/http/hono.ts'
+import { contractRoutes } from './contract-routes.ts'
+
+export interface RunningServer {
+  url: string
+  close(): Promise<void>
+}
+
+export type StartServer = (db: Kysely<any>) => Promise<RunningServer>
+
+export const startExpress: StartServer = async (db) => {
+  const app = express()
+  app.use(express.json())
+  const idempotent = expressIdempotency({ db, client: (req) => req.get('x-api-key') })
+  for (const route of contractRoutes) {
+    const { handler, plain } = route
+    if (handler) app[route.method](route.path, idempotent(route.policy ?? {}, ({ tx, request, key }) => handler({ tx, body: request.body, key })))
+    else if (plain) app[route.method](route.path, async (_req, res) => void res.json(await plain(db)))
+  }
+  const server = app.listen(0)
+  await new Promise((resolve) => server.once('listening', resolve))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  }
+}
+
+export const startFastify: StartServer = async (db) => {
+  const app = Fastify()
+  await app.register(idempotencyPlugin, { db, client: (request) => request.headers['x-api-key'] as string | undefined })
+  for (const route of contractRoutes) {
+    const { handler, plain } = route
+    if (handler) app[route.method](route.path, app.idempotent(route.policy ?? {}, ({ tx, request, key }) => handler({ tx, body: request.body, key })))
+    else if (plain) app[route.method](route.path, () => plain(db))
+  }
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() }
+}
+
+export const startHono: StartServer = async (db) => {
+  const app = new Hono()
+  const idempotent = honoIdempotency({ db, client: (c) => c.req.header('x-api-key') })
+  for (const route of contractRoutes) {
+    const { handler, plain } = route
+    if (handler) app[route.method](route.path, idempotent(route.policy ?? {}, async ({ tx, request, key }) => handler({ tx, body: await request.req.json(), key })))
+    else if (plain) app[route.method](route.path, async (c) => c.json(await plain(db)))
+  }
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const started = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started))
+  })
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  }
+}
