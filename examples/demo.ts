@@ -1,87 +1,119 @@
-// `npm run demo`: a short, scripted story of one deposit endpoint made safe to retry.
-// Uses DATABASE_URL when set, otherwise starts an embedded PostgreSQL and removes it afterwards.
+// `npm run demo`: the payments service on a real PostgreSQL, driven over HTTP by the retrying
+// client through every scenario of shared/scenarios.md that needs no customer deletion.
 import { randomUUID } from 'node:crypto'
-import { sql, type Kysely } from 'kysely'
-import { IdempotencyError, migrate, withIdempotency } from '../src/index.ts'
-import { connect, createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../tools/databases.ts'
-import { startLocalPostgres } from '../tools/local-postgres.ts'
+import { sql } from 'kysely'
+import { idempotentFetch } from '../src/client/index.ts'
+import { startPaymentsService, type PaymentsService } from './payments/service.ts'
 
-interface Bank {
-  accounts: { id: string; balance: number }
-  ledger: { id: import('kysely').Generated<number>; account_id: string; amount: number }
+type Table = 'accounts' | 'ledger' | 'link_tokens'
+
+interface Row {
+  step: string
+  request: string
+  status: number | string
+  replayed: string
+  rows: string
 }
 
-const ACCOUNT = 'acct_42'
+const rows: Row[] = []
 
-/** POST /accounts/acct_42/deposits: lock the account, write the ledger, update the balance. */
-function deposit(db: Kysely<Bank>, key: string, body: { amount: number }) {
-  return db.transaction().execute((tx) =>
-    withIdempotency(tx, { scope: `${ACCOUNT}:POST /deposits`, key, request: body }, async (tx) => {
-      await tx.selectFrom('accounts').select('id').where('id', '=', ACCOUNT).forUpdate().executeTakeFirstOrThrow()
-      const entry = await tx.insertInto('ledger').values({ account_id: ACCOUNT, amount: body.amount }).returning('id').executeTakeFirstOrThrow()
-      const account = await tx
-        .updateTable('accounts')
-        .set((eb) => ({ balance: eb('balance', '+', body.amount) }))
-        .where('id', '=', ACCOUNT)
-        .returning('balance')
-        .executeTakeFirstOrThrow()
-      return { status: 201, body: { ledgerId: entry.id, balance: account.balance } }
-    }),
-  )
-}
-
-async function describe(attempt: Promise<Awaited<ReturnType<typeof deposit>>>): Promise<string> {
-  try {
-    const outcome = await attempt
-    return `${outcome.value.status}${outcome.replayed ? ' replayed' : ' executed'}  ${JSON.stringify(outcome.value.body)}`
-  } catch (error) {
-    if (error instanceof IdempotencyError) return `${error.httpStatus} ${error.code}`
-    throw error
-  }
-}
-
-async function ledgerRows(db: Kysely<Bank>): Promise<number> {
-  const { rows } = await sql<{ n: number }>`select count(*)::int as n from ledger`.execute(db)
+async function count(service: PaymentsService, table: Table): Promise<number> {
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from ${sql.table(table)}`.execute(service.db)
   return rows[0]?.n ?? 0
 }
 
-async function main() {
-  const server = await startLocalPostgres()
-  console.log(`PostgreSQL: ${server.description}\n`)
-  const name = uniqueDatabaseName('pgidem_demo')
-  await createDatabase(server.url, name)
-  const db = connect<Bank>(withDatabase(server.url, name), 50)
-  try {
-    await migrate(db)
-    await sql`create table accounts (id text primary key, balance integer not null)`.execute(db)
-    await sql`create table ledger (id bigserial primary key, account_id text not null references accounts, amount integer not null)`.execute(db)
-    await sql`insert into accounts values (${ACCOUNT}, 0)`.execute(db)
+/** Sends one request (with retries) and records a line of the table. */
+async function step(
+  service: PaymentsService,
+  label: string,
+  path: string,
+  body: unknown,
+  table: Table,
+  options: { key?: string; header?: string; headers?: Record<string, string>; fetch?: typeof fetch } = {},
+) {
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'x-api-key': 'demo-client', ...options.headers }
+  const init = { method: 'POST', headers, body: JSON.stringify(body) }
+  const response = options.key
+    ? await idempotentFetch(service.url + path, init, { key: options.key, header: options.header ?? 'Idempotency-Key', ...(options.fetch ? { fetch: options.fetch } : {}) })
+    : await fetch(service.url + path, init)
+  const payload = (await response.json()) as { error?: string; type?: string; id?: string }
+  const outcome = payload.type ? payload.type.replace(/.*\//, '') : (payload.error ?? '')
+  rows.push({
+    step: label,
+    request: `POST ${path.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/, ':id')} ${JSON.stringify(body)}`,
+    status: `${response.status} ${outcome}`.trim(),
+    replayed: response.headers.get('idempotent-replayed') === 'true' ? 'yes' : 'no',
+    rows: `${table}: ${await count(service, table)}`,
+  })
+  return payload
+}
 
-    const key = randomUUID()
-    const steps: Array<[string, () => Promise<string>]> = [
-      ['deposit 100 with a new Idempotency-Key', () => describe(deposit(db, key, { amount: 100 }))],
-      ['the same request again (the client timed out)', () => describe(deposit(db, key, { amount: 100 }))],
-      ['and once more', () => describe(deposit(db, key, { amount: 100 }))],
-      ['same key, amount changed to 150', () => describe(deposit(db, key, { amount: 150 }))],
-    ]
-    for (const [label, step] of steps) {
-      console.log(`${label.padEnd(48)} -> ${await step()}   ledger rows: ${await ledgerRows(db)}`)
-    }
-
-    const burstKey = randomUUID()
-    const burst = await Promise.all(Array.from({ length: 50 }, () => deposit(db, burstKey, { amount: 25 })))
-    const executed = burst.filter((o) => !o.replayed).length
-    console.log(
-      `${'50 concurrent duplicates of a deposit of 25'.padEnd(48)} -> ${executed} executed, ${burst.length - executed} replayed   ledger rows: ${await ledgerRows(db)}`,
-    )
-
-    const { balance } = await db.selectFrom('accounts').select('balance').where('id', '=', ACCOUNT).executeTakeFirstOrThrow()
-    console.log(`\nbalance of ${ACCOUNT}: ${balance} (100 + 25: every deposit counted once)`)
-  } finally {
-    await db.destroy()
-    await dropDatabase(server.url, name)
-    await server.stop()
+/** A network that loses the first response after the server has committed it. */
+function losesFirstResponse(): typeof fetch {
+  let lost = false
+  return async (input, init) => {
+    const response = await fetch(input, init)
+    if (lost) return response
+    lost = true
+    await response.arrayBuffer()
+    throw new TypeError('network lost the response')
   }
 }
 
-await main()
+function print(table: Row[]) {
+  const columns: Array<keyof Row> = ['step', 'request', 'status', 'replayed', 'rows']
+  const widths = columns.map((c) => Math.max(c.length, ...table.map((r) => String(r[c]).length)))
+  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ')
+  console.log(line(columns))
+  console.log(line(widths.map((w) => '-'.repeat(w))))
+  for (const row of table) console.log(line(columns.map((c) => String(row[c]))))
+}
+
+const service = await startPaymentsService()
+console.log(`payments service on ${service.url}, PostgreSQL: ${service.postgres}\n`)
+try {
+  // Scenario 2: optional x-request-id; a repeat replays even with another body.
+  const requestId = randomUUID()
+  const opened = await step(service, 'request id', '/persons/p-1/accounts', { currency: 'EUR' }, 'accounts', { key: requestId, header: 'x-request-id' })
+  await step(service, 'same id, other body', '/persons/p-1/accounts', { currency: 'USD' }, 'accounts', { key: requestId, header: 'x-request-id' })
+  await step(service, 'no request id', '/persons/p-1/accounts', { currency: 'EUR' }, 'accounts')
+  await step(service, 'no request id again', '/persons/p-1/accounts', { currency: 'EUR' }, 'accounts')
+  const deposits = `/accounts/${opened.id}/deposits`
+
+  // Scenario 3: money movement requires a key; a key is bound to its first body.
+  const key = randomUUID()
+  await step(service, 'deposit without key', deposits, { amount: 100 }, 'ledger')
+  await step(service, 'deposit', deposits, { amount: 100 }, 'ledger', { key })
+  await step(service, 'same key, same body', deposits, { amount: 100 }, 'ledger', { key })
+  await step(service, 'same key, other body', deposits, { amount: 150 }, 'ledger', { key })
+  await step(service, 'other key, same body', deposits, { amount: 100 }, 'ledger', { key: randomUUID() })
+  const withdrawal = randomUUID()
+  const withdrawals = deposits.replace('deposits', 'withdrawals')
+  await step(service, 'withdraw too much', withdrawals, { amount: 1_000_000 }, 'ledger', { key: withdrawal })
+  await step(service, 'retry the decline', withdrawals, { amount: 1_000_000 }, 'ledger', { key: withdrawal })
+
+  // Scenario 4: the client retries with its one key; the lost response is replayed.
+  const linkKey = randomUUID()
+  await step(service, 'response lost, retried', '/link/token/create', { client_user_id: 'u-1' }, 'link_tokens', { key: linkKey, fetch: losesFirstResponse() })
+  await step(service, 'same key, other body', '/link/token/create', { client_user_id: 'u-2' }, 'link_tokens', { key: linkKey })
+
+  // Fifty clients send the same deposit at once; the in-progress 409s are retried.
+  const burstKey = randomUUID()
+  const before = await count(service, 'ledger')
+  const burst = await Promise.all(
+    Array.from({ length: 50 }, () =>
+      idempotentFetch(service.url + deposits, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ amount: 25 }) }, { key: burstKey }),
+    ),
+  )
+  const replayed = burst.filter((r) => r.headers.get('idempotent-replayed') === 'true').length
+  rows.push({
+    step: '50 concurrent duplicates',
+    request: `POST /accounts/:id/deposits {"amount":25}`,
+    status: [...new Set(burst.map((r) => r.status))].join(','),
+    replayed: `${replayed} of 50`,
+    rows: `ledger: ${before} -> ${await count(service, 'ledger')}`,
+  })
+  print(rows)
+} finally {
+  await service.stop()
+}

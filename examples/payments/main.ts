@@ -1,0 +1,11 @@
+// `npm start`: the payments service for curl, on port 3000 (PORT to change it). Ctrl-C stops it.
+import { startPaymentsService } from './service.ts'
+
+const service = await startPaymentsService(Number(process.env.PORT ?? 3000))
+console.log(`payments service on ${service.url} (PostgreSQL: ${service.postgres}); Ctrl-C to stop`)
+const stop = async () => {
+  await service.stop()
+  process.exit(0)
+}
+process.once('SIGINT', stop)
+process.once('SIGTERM', stop)

@@ -1,0 +1,32 @@
+import { sql, type Generated, type Kysely } from 'kysely'
+
+export interface PaymentsDatabase {
+  accounts: { id: Generated<string>; person_id: string; currency: string; balance: Generated<string>; created_at: Generated<Date> }
+  ledger: { id: Generated<string>; account_id: string; kind: 'deposit' | 'withdrawal'; amount: string; created_at: Generated<Date> }
+  link_tokens: { token: Generated<string>; client_user_id: string; created_at: Generated<Date>; expires_at: Date }
+}
+
+/** The example service's own tables (the idempotency schema comes from `migrate()`). */
+export async function createPaymentsTables(db: Kysely<any>): Promise<void> {
+  await sql`
+    create table if not exists accounts (
+      id uuid primary key default gen_random_uuid(),
+      person_id text not null,
+      currency text not null check (currency ~ '^[A-Z]{3}$'),
+      balance bigint not null default 0 check (balance >= 0),
+      created_at timestamptz not null default now()
+    );
+    create table if not exists ledger (
+      id bigserial primary key,
+      account_id uuid not null references accounts,
+      kind text not null check (kind in ('deposit', 'withdrawal')),
+      amount bigint not null check (amount > 0),
+      created_at timestamptz not null default now()
+    );
+    create table if not exists link_tokens (
+      token uuid primary key default gen_random_uuid(),
+      client_user_id text not null,
+      created_at timestamptz not null default now(),
+      expires_at timestamptz not null
+    )`.execute(db)
+}

@@ -1,0 +1,41 @@
+// Runs the payments service on a real PostgreSQL: DATABASE_URL's database when set (migrated
+// and given the service's tables if they are missing), otherwise a fresh embedded server.
+import type { AddressInfo } from 'node:net'
+import type { Kysely } from 'kysely'
+import { migrate } from '../../src/index.ts'
+import { connect, createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../../tools/databases.ts'
+import { startLocalPostgres } from '../../tools/local-postgres.ts'
+import { buildPaymentsApp } from './app.ts'
+import { createPaymentsTables, type PaymentsDatabase } from './schema.ts'
+
+export interface PaymentsService {
+  url: string
+  db: Kysely<PaymentsDatabase>
+  /** Where PostgreSQL came from, for one line of output. */
+  postgres: string
+  stop(): Promise<void>
+}
+
+export async function startPaymentsService(port = 0): Promise<PaymentsService> {
+  const server = await startLocalPostgres()
+  // On a server of our own, a database of our own; with DATABASE_URL, the database it names.
+  const own = !process.env.DATABASE_URL
+  const name = uniqueDatabaseName('pgidem_payments')
+  if (own) await createDatabase(server.url, name)
+  const db = connect<PaymentsDatabase>(own ? withDatabase(server.url, name) : server.url, 20)
+  await migrate(db)
+  await createPaymentsTables(db)
+  const app = await buildPaymentsApp(db)
+  await app.listen({ port, host: '127.0.0.1' })
+  return {
+    url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
+    db,
+    postgres: server.description,
+    async stop() {
+      await app.close()
+      await db.destroy()
+      if (own) await dropDatabase(server.url, name)
+      await server.stop()
+    },
+  }
+}
