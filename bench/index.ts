@@ -2,38 +2,40 @@
 //
 // For each business transaction and client count, four variants run against the same database:
 // the bare transaction, first calls (a fresh key each request) with and without the savepoint,
-// and replays of stored keys. Noise on a shared machine drifts over seconds, so each variant
-// runs in ROUNDS rounds, the variant order reversed every other round so that no variant always
-// runs first or last, and the best round is shown with the spread between rounds.
+// and replays of stored keys. Noise on a shared machine comes and goes over seconds, so the
+// variants take turns: ROUNDS rounds of a few seconds each, the order rotated every round so
+// that each variant runs first once; req/s is the median round.
 //
-// BENCH_SECONDS sets the measured seconds per cell (default 4); a warm-up of a quarter of that,
-// at most 1 s, runs first. The default run takes about 4.5 minutes.
-import { availableParallelism, cpus } from 'node:os'
+// BENCH_SECONDS sets the measured seconds per variant per round (default 2, so 8 s per cell).
+// The default run takes about 4 minutes.
+import { availableParallelism, cpus, loadavg } from 'node:os'
 import { sql } from 'kysely'
 import pg from 'pg'
 import { migrate } from '../src/index.ts'
 import { createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../tools/databases.ts'
 import { startLocalPostgres } from '../tools/local-postgres.ts'
-import { connectCounted, runCell, walReader, type CellResult, type Counter, type WalReader } from './measure.ts'
+import { combine, connectCounted, runRound, walReader, type CellResult, type Counter, type RoundResult, type WalReader } from './measure.ts'
 import { createTables, scenarios, storeKeys, variant, variantNames, type BenchDatabase, type Scenario, type StoredKey, type VariantName } from './scenarios.ts'
 import { fixed, percentile, signed, table } from './stats.ts'
 
 const CLIENTS = [1, 8, 32]
-const ROUNDS = 2
+const ROUNDS = 4
 // A multiple of every client count: each client then replays keys no other client touches (see
 // measure.ts), so replays measure the lookup, not waits on one another's advisory locks.
 const REPLAY_KEYS = 1024
 const GOAL_CLIENTS = 8
 
-const seconds = Number(process.env.BENCH_SECONDS ?? 4)
+const seconds = Number(process.env.BENCH_SECONDS ?? 2)
 if (!(seconds > 0)) throw new Error(`BENCH_SECONDS must be a positive number of seconds; got ${process.env.BENCH_SECONDS}`)
-const warmupSeconds = Math.min(1, seconds / 4)
+// The first round warms the code paths and opens the pool; later ones only let the previous
+// variant's effects (its hot pages, its autovacuum trigger) settle a little.
+const WARMUP_SECONDS = [1, 0.25]
 
 // Ctrl-C stops the clients and still drops the database: the server may be shared.
 const interrupt = new AbortController()
 process.once('SIGINT', () => interrupt.abort(new Error('interrupted')))
 
-type Best = Map<string, CellResult & { clients: number }>
+type Cells = Map<string, CellResult>
 
 const server = await startLocalPostgres((line) => console.error(line))
 try {
@@ -56,16 +58,17 @@ async function bench(url: string, origin: string): Promise<void> {
     await printHeader(monitor, origin)
     const wal = await walReader(monitor)
     const { replayKeys, frameTrips } = await setUp(url, counter)
-    const best: Best = new Map()
+    const cells: Cells = new Map()
     for (const scenario of scenarios) {
       for (const clients of CLIENTS) {
         const rows = await measureTable(url, scenario, clients, replayKeys.get(scenario)!, counter, wal)
-        for (const [name, result] of rows) best.set(`${scenario.name}|${clients}|${name}`, { ...result.best, clients })
+        for (const [name, cell] of rows) cells.set(`${scenario.name}|${clients}|${name}`, cell)
         console.log(`\n${scenario.name}, ${clients} client${clients === 1 ? '' : 's'}`)
         console.log(formatTable(rows))
       }
     }
-    console.log(`\n${summary(best, frameTrips)}`)
+    console.log(`\n${summary(cells, frameTrips)}`)
+    console.log(`Load average at the end: ${loadAverage()}`)
   } finally {
     await monitor.end()
   }
@@ -78,10 +81,12 @@ async function printHeader(monitor: pg.Client, origin: string): Promise<void> {
   const settings = rows[0]!
   console.log('pg-idempotency benchmark')
   console.log(`PostgreSQL ${settings.version}, ${origin}, fsync=${settings.fsync}, synchronous_commit=${settings.sync}`)
-  console.log(`Node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'})`)
+  // Other work on the machine is the main source of noise; the load average tells how much there was.
+  console.log(`Node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), load average ${loadAverage()}`)
   console.log(
-    `Each cell: ${warmupSeconds} s warm-up, ${seconds} s measured; ${ROUNDS} rounds, variant order reversed in alternate rounds; ` +
-      `best round shown, spread = (best - worst) / best req/s.`,
+    `Each cell: ${ROUNDS} rounds of ${seconds} s measured, variants taking turns (order rotated each round), after a warm-up of ` +
+      `${WARMUP_SECONDS[0]} s (first round) or ${WARMUP_SECONDS[1]} s. req/s: median round; spread: (fastest - slowest) / median round; ` +
+      'latency, round trips and WAL: all rounds.',
   )
   console.log(
     'Round trips are counted at the pg client (BEGIN and COMMIT included). WAL is the cluster-wide ' +
@@ -107,78 +112,62 @@ async function setUp(url: string, counter: Counter) {
   }
 }
 
-interface VariantRuns {
-  best: CellResult
-  spread: number
-}
-
 async function measureTable(url: string, scenario: Scenario, clients: number, replayKeys: StoredKey[], counter: Counter, wal: WalReader | undefined) {
   const db = connectCounted<BenchDatabase>(url, clients, counter)
   try {
-    const runs = new Map<VariantName, CellResult[]>(variantNames.map((name) => [name, []]))
+    const rounds = new Map<VariantName, RoundResult[]>(variantNames.map((name) => [name, []]))
     for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? variantNames : variantNames.toReversed()
-      for (const name of order) {
+      const warmupMs = WARMUP_SECONDS[Math.min(round, 1)]! * 1000
+      for (const name of rotate(variantNames, round)) {
         const request = variant(db, scenario, name, replayKeys)
-        runs.get(name)!.push(await runCell(request, clients, warmupSeconds * 1000, seconds * 1000, counter, wal, interrupt.signal))
+        rounds.get(name)!.push(await runRound(request, clients, warmupMs, seconds * 1000, counter, wal, interrupt.signal))
       }
     }
-    const rows = new Map<VariantName, VariantRuns>()
-    for (const [name, results] of runs) {
-      const sorted = results.toSorted((a, b) => rate(b) - rate(a))
-      const best = sorted[0]!
-      rows.set(name, { best, spread: (rate(best) - rate(sorted.at(-1)!)) / rate(best) })
-    }
-    return rows
+    return new Map([...rounds].map(([name, results]) => [name, combine(results)]))
   } finally {
     await db.destroy()
   }
 }
 
-function rate(result: CellResult): number {
-  return result.requests / result.seconds
+function loadAverage(): string {
+  return loadavg()
+    .map((load) => load.toFixed(2))
+    .join(' ')
 }
 
-function trips(result: CellResult): number {
-  return result.queries / result.requests
+function rotate<T>(items: T[], by: number): T[] {
+  const start = by % items.length
+  return [...items.slice(start), ...items.slice(0, start)]
 }
 
-function walPerRequest(result: CellResult): number | undefined {
-  return result.walBytes === undefined ? undefined : Number(result.walBytes) / result.requests
-}
-
-function formatTable(rows: Map<VariantName, VariantRuns>): string {
-  const bare = rows.get('bare')!.best
-  const bareWal = walPerRequest(bare)
+function formatTable(rows: Map<VariantName, CellResult>): string {
+  const bare = rows.get('bare')!
   const header = ['variant', 'req/s', 'spread', 'p50 ms', 'p99 ms', 'trips/req', 'vs bare', 'WAL B/req', 'WAL vs bare']
-  const body = [...rows].map(([name, { best, spread }]) => {
-    const walBytes = walPerRequest(best)
-    return [
-      name,
-      fixed(rate(best), 0),
-      `${fixed(spread * 100, 0)}%`,
-      fixed(percentile(best.latenciesMs, 50), 2),
-      fixed(percentile(best.latenciesMs, 99), 2),
-      fixed(trips(best), 2),
-      fixed(rate(best) / rate(bare), 2),
-      fixed(walBytes, 0),
-      walBytes === undefined || bareWal === undefined ? 'n/a' : signed(walBytes - bareWal),
-    ]
-  })
+  const body = [...rows].map(([name, cell]) => [
+    name,
+    fixed(cell.rate, 0),
+    `${fixed(cell.spread * 100, 0)}%`,
+    fixed(percentile(cell.latenciesMs, 50), 2),
+    fixed(percentile(cell.latenciesMs, 99), 2),
+    fixed(cell.trips, 2),
+    fixed(cell.rate / bare.rate, 2),
+    fixed(cell.walPerRequest, 0),
+    cell.walPerRequest === undefined || bare.walPerRequest === undefined ? 'n/a' : signed(cell.walPerRequest - bare.walPerRequest),
+  ])
   return table(header, body)
 }
 
 /** One line against the goals at GOAL_CLIENTS clients; a miss is reported, never fatal. */
-function summary(best: Best, frameTrips: number): string {
-  const cell = (scenario: Scenario, name: VariantName) => best.get(`${scenario.name}|${GOAL_CLIENTS}|${name}`)!
-  const ratio = (scenario: Scenario, name: VariantName) => rate(cell(scenario, name)) / rate(cell(scenario, 'bare'))
+function summary(cells: Cells, frameTrips: number): string {
+  const cell = (scenario: Scenario, name: VariantName) => cells.get(`${scenario.name}|${GOAL_CLIENTS}|${name}`)!
+  const ratio = (scenario: Scenario, name: VariantName) => cell(scenario, name).rate / cell(scenario, 'bare').rate
   const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS')
   const atLeast = (value: number, goal: number) => `${value.toFixed(2)} ${verdict(value >= goal)}`
   const atMost = (value: number, goal: number) => `${value.toFixed(2)} ${verdict(value <= goal)}`
   const [insert, threeStatements] = scenarios as [Scenario, Scenario]
   // The same extra statements wrap both business transactions; take the worse, should they differ.
-  const extra = (name: VariantName) => Math.max(...scenarios.map((scenario) => trips(cell(scenario, name)) - trips(cell(scenario, 'bare'))))
-  const replayTrips = Math.max(...scenarios.map((scenario) => trips(cell(scenario, 'replay')))) - frameTrips
+  const extra = (name: VariantName) => Math.max(...scenarios.map((scenario) => cell(scenario, name).trips - cell(scenario, 'bare').trips))
+  const replayTrips = Math.max(...scenarios.map((scenario) => cell(scenario, 'replay').trips)) - frameTrips
   return [
     `Goals at ${GOAL_CLIENTS} clients:`,
     `first/bare single insert ${atLeast(ratio(insert, 'first'), 0.6)}, no savepoint ${atLeast(ratio(insert, 'first, no savepoint'), 0.6)} (>= 0.60);`,

@@ -2,6 +2,7 @@
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import type { Request } from './scenarios.ts'
+import { median } from './stats.ts'
 
 /** Statements sent to the server by the pools that share it. */
 export interface Counter {
@@ -15,7 +16,12 @@ export interface Counter {
  */
 export function connectCounted<DB>(url: string, max: number, counter: Counter): Kysely<DB> {
   const pool = new pg.Pool({ connectionString: url, max })
+  // A connection that dies between queries emits 'error', which unheard would crash the run before
+  // it drops its database; the next query on it fails and stops the run instead.
+  const ignore = () => {}
+  pool.on('error', ignore)
   pool.on('connect', (client) => {
+    client.on('error', ignore)
     const query = client.query.bind(client) as (...args: unknown[]) => unknown
     ;(client as unknown as { query: typeof query }).query = (...args) => {
       counter.queries++
@@ -31,7 +37,7 @@ export type WalReader = () => Promise<bigint>
 /**
  * The WAL insert position rather than `pg_stat_wal.wal_bytes`: a backend publishes its WAL
  * counters at most once a second, and an idle one only after 10 s, so a delta taken right after
- * a 4 s cell misses most of it. The insert position moves as each record is written. Both are
+ * a 2 s round misses most of it (0 bytes, measured on PostgreSQL 18). The insert position moves as each record is written. Both are
  * cluster-wide, so on a shared server other sessions' writes land in the figure too.
  * Undefined where the position cannot be read (a standby).
  */
@@ -48,17 +54,17 @@ export async function walReader(monitor: pg.Client): Promise<WalReader | undefin
   }
 }
 
-export interface CellResult {
+/** One variant's measured seconds in one round. */
+export interface RoundResult {
   requests: number
   seconds: number
-  /** Per request, sorted ascending. */
-  latenciesMs: Float64Array
+  latenciesMs: number[]
   queries: number
   walBytes: bigint | undefined
 }
 
 /** A warm-up of `warmupMs`, then `measureMs` measured, each with `clients` loops back to back. */
-export async function runCell(
+export async function runRound(
   request: Request,
   clients: number,
   warmupMs: number,
@@ -66,7 +72,7 @@ export async function runCell(
   counter: Counter,
   wal: WalReader | undefined,
   signal: AbortSignal,
-): Promise<CellResult> {
+): Promise<RoundResult> {
   await drive(request, clients, warmupMs, signal)
   const queriesBefore = counter.queries
   const walBefore = await wal?.()
@@ -75,7 +81,7 @@ export async function runCell(
   return {
     requests: latencies.length,
     seconds: elapsedMs / 1000,
-    latenciesMs: Float64Array.from(latencies).sort(),
+    latenciesMs: latencies,
     queries: counter.queries - queriesBefore,
     walBytes: walBefore === undefined || walAfter === undefined ? undefined : walAfter - walBefore,
   }
@@ -106,4 +112,33 @@ async function drive(request: Request, clients: number, ms: number, signal: Abor
   if (failure) throw failure.error
   signal.throwIfAborted()
   return { latencies, elapsedMs }
+}
+
+/** One variant's rounds taken together. */
+export interface CellResult {
+  /** The median round's requests per second: a round that a neighbour disturbed does not move it. */
+  rate: number
+  /** (fastest - slowest) / median round, a measure of the noise. */
+  spread: number
+  /** Every round's requests, sorted ascending. */
+  latenciesMs: Float64Array
+  trips: number
+  walPerRequest: number | undefined
+}
+
+export function combine(rounds: RoundResult[]): CellResult {
+  const rates = rounds.map((round) => round.requests / round.seconds)
+  const rate = median(rates)
+  const requests = rounds.reduce((sum, round) => sum + round.requests, 0)
+  const queries = rounds.reduce((sum, round) => sum + round.queries, 0)
+  const walBytes = rounds.every((round) => round.walBytes !== undefined)
+    ? rounds.reduce((sum, round) => sum + round.walBytes!, 0n)
+    : undefined
+  return {
+    rate,
+    spread: (Math.max(...rates) - Math.min(...rates)) / rate,
+    latenciesMs: Float64Array.from(rounds.flatMap((round) => round.latenciesMs)).sort(),
+    trips: queries / requests,
+    walPerRequest: walBytes === undefined ? undefined : Number(walBytes) / requests,
+  }
 }

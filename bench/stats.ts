@@ -27,3 +27,9 @@ export function table(header: string[], rows: string[][]): string {
       .trimEnd()
   return [line(header), ...rows.map(line)].join('\n')
 }
+
+export function median(values: number[]): number {
+  const sorted = values.toSorted((a, b) => a - b)
+  const middle = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
+}

@@ -74,59 +74,72 @@ CREATE OR REPLACE FUNCTION :"schema".claim_idempotency_key(
   p_key text,
   p_fingerprint bytea,
   p_wait boolean,
-  p_wait_timeout_ms integer
+  p_wait_timeout_ms integer,
+  OUT outcome text,
+  OUT status text,
+  OUT fingerprint bytea,
+  OUT response json,
+  OUT created_at timestamptz
 )
-RETURNS TABLE (outcome text, status text, fingerprint bytea, response json, created_at timestamptz)
 LANGUAGE plpgsql
 VOLATILE
 -- The body names tables without a schema (psql does not fill in variables inside $$ quotes).
 SET search_path TO pg_catalog, :"schema", pg_temp
 -- The lookup must use the primary key even when its plan was cached while the table was empty.
 SET enable_seqscan = off
--- Restored on exit, so the set_config below never leaks into the caller's transaction.
-SET lock_timeout = 0
 AS $$
 DECLARE
+  v_lock constant bigint := hashtextextended(p_scope || E'\n' || p_key, 1105);
   v_row idempotency_keys%ROWTYPE;
   v_locked boolean;
+  v_lock_timeout text;
 BEGIN
-  -- Bounds every wait in here: the advisory lock, and a row lock on an expired key that a sweep
-  -- is deleting at the same moment.
-  PERFORM set_config('lock_timeout', p_wait_timeout_ms::text, true);
-  IF p_wait THEN
-    PERFORM pg_advisory_xact_lock(hashtextextended(p_scope || E'\n' || p_key, 1105));
+  -- Uncontended keys take the lock at once; only a wait pays for setting lock_timeout, which is
+  -- put back afterwards (if the wait times out, the transaction is aborted anyway).
+  v_locked := pg_try_advisory_xact_lock(v_lock);
+  IF NOT v_locked AND p_wait THEN
+    v_lock_timeout := current_setting('lock_timeout');
+    PERFORM set_config('lock_timeout', p_wait_timeout_ms::text, true);
+    PERFORM pg_advisory_xact_lock(v_lock);
+    PERFORM set_config('lock_timeout', v_lock_timeout, true);
     v_locked := true;
-  ELSE
-    v_locked := pg_try_advisory_xact_lock(hashtextextended(p_scope || E'\n' || p_key, 1105));
   END IF;
 
   SELECT * INTO v_row FROM idempotency_keys k WHERE k.scope = p_scope AND k.key = p_key;
 
   IF FOUND AND v_row.status <> 'claimed' AND v_row.expires_at > clock_timestamp() THEN
-    RETURN QUERY SELECT 'found'::text, v_row.status, v_row.fingerprint, v_row.response, v_row.created_at;
+    outcome := 'found';
+    status := v_row.status;
+    fingerprint := v_row.fingerprint;
+    response := v_row.response;
+    created_at := v_row.created_at;
     RETURN;
   END IF;
 
   IF NOT v_locked THEN
-    RETURN QUERY SELECT 'busy'::text, NULL::text, NULL::bytea, NULL::json, NULL::timestamptz;
+    outcome := 'busy';
     RETURN;
   END IF;
 
   -- An expired row, or a placeholder whose transaction committed without completing it (the
-  -- caller caught fn's error and committed anyway): the key is new.
+  -- caller caught fn's error and committed anyway): the key is new. A sweep may hold the row;
+  -- wait for it no longer than for the key.
   IF FOUND THEN
+    v_lock_timeout := current_setting('lock_timeout');
+    PERFORM set_config('lock_timeout', p_wait_timeout_ms::text, true);
     DELETE FROM idempotency_keys k WHERE k.scope = p_scope AND k.key = p_key;
+    PERFORM set_config('lock_timeout', v_lock_timeout, true);
   END IF;
 
+  created_at := now();
   IF current_setting('transaction_isolation') <> 'read committed' THEN
     INSERT INTO idempotency_keys (scope, key, fingerprint, status, expires_at)
     VALUES (p_scope, p_key, p_fingerprint, 'claimed', now())
     ON CONFLICT DO NOTHING;
-    RETURN QUERY SELECT 'new_placeholder'::text, NULL::text, NULL::bytea, NULL::json, now();
+    outcome := 'new_placeholder';
     RETURN;
   END IF;
-
-  RETURN QUERY SELECT 'new'::text, NULL::text, NULL::bytea, NULL::json, now();
+  outcome := 'new';
 END
 $$;
 

@@ -42,9 +42,11 @@ export interface WithIdempotencyOptions<DB = unknown> {
   /** Where the migrations put the key table. Default `'idempotency'`. */
   schema?: string
   /**
-   * Take a savepoint before `fn`, so a {@link FinalFailure} (or any error the caller catches)
-   * rolls back only `fn`'s writes. Default `true`. `false` saves a round trip per first call;
-   * a `FinalFailure` then throws `IDEMPOTENCY_USAGE` and stores nothing.
+   * Take a savepoint before `fn` (one more round trip per first call), so that a
+   * {@link FinalFailure} can roll back only `fn`'s writes and store the failure, and so that any
+   * other error in `fn` undoes `fn`'s writes while the transaction stays usable. Default `false`:
+   * an error after `fn` started fails the whole transaction instead, and a `FinalFailure` throws
+   * `IDEMPOTENCY_USAGE`.
    */
   savepoint?: boolean
 }
@@ -91,6 +93,6 @@ export function resolveOptions<DB>(options: WithIdempotencyOptions<DB>): Resolve
     retryAfterSeconds,
     keyFormat,
     schema: options.schema ?? DEFAULT_SCHEMA,
-    savepoint: options.savepoint ?? true,
+    savepoint: options.savepoint ?? false,
   }
 }

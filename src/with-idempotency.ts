@@ -84,8 +84,9 @@ interface Execution<DB, T> {
 async function execute<DB, T>({ tx, store, key, fingerprint, claim, fn, settings, depth, runInside }: Execution<DB, T>): Promise<IdempotencyOutcome<T>> {
   const anyTx = tx as Transaction<unknown>
   if (settings.savepoint) await store.savepoint(anyTx, depth)
-  // Everything from here to the stored row is undone together on any error, so fn's writes never
-  // commit without their key, even when the caller catches the error and commits.
+  // From here to the stored row, any error undoes fn's writes: back to the savepoint, or (without
+  // one) by failing the whole transaction, so fn's writes never commit without their key, even
+  // when the caller catches the error and commits.
   try {
     let value: unknown
     let failed = false
@@ -94,7 +95,7 @@ async function execute<DB, T>({ tx, store, key, fingerprint, claim, fn, settings
     } catch (error) {
       if (!(error instanceof FinalFailure)) throw error
       if (!settings.savepoint) {
-        throw new IdempotencyUsageError("A FinalFailure needs the savepoint option to roll back the handler's writes; nothing was stored.")
+        throw new IdempotencyUsageError("A FinalFailure needs the option { savepoint: true } to roll back the handler's writes; nothing was stored.")
       }
       await store.rollbackToSavepoint(anyTx, depth)
       value = error.value
@@ -108,7 +109,7 @@ async function execute<DB, T>({ tx, store, key, fingerprint, claim, fn, settings
     )
     return { value: JSON.parse(responseJson) as Jsonified<T>, replayed: false, failed, firstSeenAt: claim.created_at }
   } catch (error) {
-    if (settings.savepoint) await rollbackQuietly(store, anyTx, depth)
+    await undoQuietly(() => (settings.savepoint ? store.rollbackToSavepoint(anyTx, depth) : store.abortTransaction(anyTx)))
     throw error
   }
 }
@@ -132,11 +133,12 @@ async function replay<DB, T>(
   return { value: claim.response as Jsonified<T>, replayed: true, failed, firstSeenAt: claim.created_at }
 }
 
-// The handler's error is what the caller needs to see; a failed rollback (the connection died)
-// leaves the transaction unusable, and the caller's rollback will say so.
-async function rollbackQuietly(store: KeyStore, tx: Transaction<unknown>, depth: number): Promise<void> {
+// The original error is what the caller needs to see. The undo itself fails when it aborts the
+// transaction (that is its purpose), when fn's own SQL error already aborted it, or when the
+// connection died; in each case the transaction cannot commit fn's writes.
+async function undoQuietly(undo: () => Promise<void>): Promise<void> {
   try {
-    await store.rollbackToSavepoint(tx, depth)
+    await undo()
   } catch {}
 }
 

@@ -164,14 +164,34 @@ describe('rollback', () => {
     expect(await countEntries(database.db, account)).toBe(0)
   })
 
-  it("rolls back fn's writes even when the caller catches fn's error and commits", async () => {
+  it("fails the transaction when fn throws and the caller catches it and tries to commit", async () => {
     const account = randomUUID()
     const key = randomUUID()
-    await database.db.transaction().execute(async (tx) => {
+    const attempt = database.db.transaction().execute(async (tx) => {
       await withIdempotency(tx, key, async (tx) => {
         await insertEntry(tx, account, 5)
         throw new Error('handled by the caller')
       }).catch(() => undefined)
+    })
+    // kysely sees PostgreSQL answer the COMMIT with a rollback.
+    await expect(attempt).rejects.toThrow(/rolled back instead of committed/)
+    expect(await countEntries(database.db, account)).toBe(0)
+    expect(await countKeys(database.db, key)).toBe(0)
+  })
+
+  it("with a savepoint, rolls back only fn's writes when the caller catches fn's error and commits", async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    await database.db.transaction().execute(async (tx) => {
+      await withIdempotency(
+        tx,
+        key,
+        async (tx) => {
+          await insertEntry(tx, account, 5)
+          throw new Error('handled by the caller')
+        },
+        { savepoint: true },
+      ).catch(() => undefined)
       await insertEntry(tx, account, 7)
     })
     const rows = await database.db.selectFrom('ledger').select('amount').where('account', '=', account).execute()
@@ -191,7 +211,7 @@ describe('final failures', () => {
           runs++
           await insertEntry(tx, account, 500)
           throw new FinalFailure({ status: 402, body: { error: 'card_declined' } })
-        }),
+        }, { savepoint: true }),
       )
     const first = await decline()
     expect(first).toMatchObject({ replayed: false, failed: true, value: { status: 402, body: { error: 'card_declined' } } })
@@ -202,22 +222,22 @@ describe('final failures', () => {
     expect(await countKeys(database.db, key)).toBe(1)
   })
 
-  it('refuses a FinalFailure without a savepoint and stores nothing', async () => {
+  it('refuses a FinalFailure without a savepoint (the default) and stores nothing', async () => {
     const key = randomUUID()
     const attempt = database.db.transaction().execute((tx) =>
       withIdempotency(tx, key, async () => {
         throw new FinalFailure('declined')
-      }, { savepoint: false }),
+      }),
     )
     await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.USAGE })
     expect(await countKeys(database.db, key)).toBe(0)
   })
 
-  it('works without a savepoint for handlers that succeed', async () => {
+  it('works with a savepoint for handlers that succeed', async () => {
     const account = randomUUID()
     const key = randomUUID()
-    const first = await deposit(account, key, 10, { savepoint: false })
-    const again = await deposit(account, key, 10, { savepoint: false })
+    const first = await deposit(account, key, 10, { savepoint: true })
+    const again = await deposit(account, key, 10, { savepoint: true })
     expect([first.runs, again.runs, again.outcome.replayed]).toEqual([1, 0, true])
   })
 })
@@ -330,10 +350,10 @@ describe('nesting and sequences in one transaction', () => {
     const outcome = await database.db.transaction().execute((tx) =>
       withIdempotency(tx, outerKey, async (tx) => {
         await insertEntry(tx, account, 1)
-        await withIdempotency(tx, innerKey, async (tx) => insertEntry(tx, account, 2))
+        await withIdempotency(tx, innerKey, async (tx) => insertEntry(tx, account, 2), { savepoint: true })
         await insertEntry(tx, account, 3)
         throw new FinalFailure('declined')
-      }),
+      }, { savepoint: true }),
     )
     expect(outcome).toMatchObject({ failed: true, value: 'declined' })
     expect(await countEntries(database.db, account)).toBe(0)
@@ -350,7 +370,7 @@ describe('nesting and sequences in one transaction', () => {
         const inner = await withIdempotency(tx, innerKey, async (tx) => {
           await insertEntry(tx, account, 2)
           throw new FinalFailure('inner declined')
-        })
+        }, { savepoint: true })
         await insertEntry(tx, account, 3)
         return inner.failed
       }),
@@ -393,16 +413,23 @@ describe('nesting and sequences in one transaction', () => {
 })
 
 describe('errors after fn succeeded', () => {
-  it("rolls fn's writes back when its result cannot be stored, even if the caller commits", async () => {
+  it.each([false, true])("undoes fn's writes when its result cannot be stored, even if the caller commits (savepoint: %s)", async (savepoint) => {
     const account = randomUUID()
     const key = randomUUID()
-    await database.db.transaction().execute(async (tx) => {
-      const attempt = withIdempotency(tx, key, async (tx) => {
-        await insertEntry(tx, account, 1)
-        return { amount: 1n }
-      })
+    const committed = database.db.transaction().execute(async (tx) => {
+      const attempt = withIdempotency(
+        tx,
+        key,
+        async (tx) => {
+          await insertEntry(tx, account, 1)
+          return { amount: 1n }
+        },
+        { savepoint },
+      )
       await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.RESULT_INVALID })
     })
+    if (savepoint) await committed
+    else await expect(committed).rejects.toThrow(/rolled back instead of committed/)
     expect(await countEntries(database.db, account)).toBe(0)
     expect(await countKeys(database.db, key)).toBe(0)
   })

@@ -30,6 +30,9 @@ export interface CompletedKey {
 // One name per nesting depth: an outer call's rollback must reach its own savepoint, not one an
 // inner call left behind (savepoints are not released, to save a round trip; a later call at the
 // same depth shadows the earlier one, and ROLLBACK TO finds the innermost of a name).
+const ABORT_TRANSACTION = CompiledQuery.raw(
+  "do $$ begin raise exception 'pg-idempotency: withIdempotency failed after its fn ran; this transaction must roll back' using errcode = 'P0001'; end $$",
+)
 const savepointName = (depth: number) => `pg_idempotency_${depth}`
 const SAVEPOINTS = Array.from({ length: 8 }, (_, depth) => CompiledQuery.raw(`savepoint ${savepointName(depth)}`))
 const ROLLBACKS = Array.from({ length: 8 }, (_, depth) => CompiledQuery.raw(`rollback to savepoint ${savepointName(depth)}`))
@@ -43,15 +46,15 @@ export class KeyStore {
   constructor(schema: string) {
     const s = quoteSchema(schema)
     this.#claimSql = `select outcome, status, fingerprint, response, created_at from ${s}.claim_idempotency_key($1, $2, $3, $4, $5)`
-    // The ttl runs from completion, by the database clock, so a long transaction cannot commit a
-    // key that has already expired.
+    // The ttl runs from completion (this statement's start, by the database clock), so a long
+    // transaction cannot commit a key that has already expired.
     this.#insertSql =
       `insert into ${s}.idempotency_keys (scope, key, fingerprint, status, response, customer_id, completed_at, expires_at) ` +
-      `select $1::text, $2::text, $3::bytea, $4::text, $5::json, $6::uuid, t, t + $7::double precision * interval '1 millisecond' from clock_timestamp() as t`
+      `values ($1, $2, $3, $4, $5::json, $6, statement_timestamp(), statement_timestamp() + $7::double precision * interval '1 millisecond')`
     this.#updateSql =
       `update ${s}.idempotency_keys set fingerprint = $3, status = $4, response = $5::json, customer_id = $6, ` +
-      `completed_at = t, expires_at = t + $7::double precision * interval '1 millisecond' ` +
-      `from clock_timestamp() as t where scope = $1 and key = $2 and status = 'claimed'`
+      `completed_at = statement_timestamp(), expires_at = statement_timestamp() + $7::double precision * interval '1 millisecond' ` +
+      `where scope = $1 and key = $2 and status = 'claimed'`
   }
 
   /** Takes the key's advisory lock (waiting up to `waitTimeoutMs`, or not at all) and looks it up. */
@@ -74,6 +77,15 @@ export class KeyStore {
 
   async savepoint(tx: Transaction<unknown>, depth: number): Promise<void> {
     await run(tx, SAVEPOINTS[depth] ?? CompiledQuery.raw(`savepoint ${savepointName(depth)}`), 0)
+  }
+
+  /**
+   * Makes the transaction fail: after this, COMMIT rolls back. Used when `fn` has written and
+   * there is no savepoint to undo it, so a caller who swallows the error cannot commit `fn`'s
+   * writes without their key.
+   */
+  async abortTransaction(tx: Transaction<unknown>): Promise<void> {
+    await run(tx, ABORT_TRANSACTION, 0)
   }
 
   async rollbackToSavepoint(tx: Transaction<unknown>, depth: number): Promise<void> {
