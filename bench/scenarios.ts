@@ -61,8 +61,8 @@ export function randomDeposit(): Deposit {
   return { account: randomInt(1, ACCOUNTS + 1), amount: randomInt(1, 100) }
 }
 
-export type VariantName = 'bare' | 'first' | 'first, no savepoint' | 'replay'
-export const variantNames: VariantName[] = ['bare', 'first', 'first, no savepoint', 'replay']
+export type VariantName = 'bare' | 'first' | 'first, savepoint' | 'replay'
+export const variantNames: VariantName[] = ['bare', 'first', 'first, savepoint', 'replay']
 
 /**
  * One request of a variant. `slot` is unique among the requests in flight at once (see
@@ -84,8 +84,9 @@ export function variant(db: Db, scenario: Scenario, name: VariantName, replayKey
         await db.transaction().execute((tx) => scenario.run(tx, deposit))
       }
     case 'first':
-    case 'first, no savepoint': {
-      const options = { savepoint: name === 'first' }
+    case 'first, savepoint': {
+      // The default claims without a savepoint; `savepoint: true` is what FinalFailure needs.
+      const options = { savepoint: name === 'first, savepoint' }
       return async () => {
         const deposit = randomDeposit()
         const outcome = await db

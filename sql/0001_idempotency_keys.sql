@@ -27,8 +27,9 @@ CREATE TABLE IF NOT EXISTS :"schema".schema_migrations (
 -- caller's transaction, so it commits or rolls back with the business write. The primary key
 -- is the only unique index: it is what makes a second execution impossible.
 CREATE TABLE IF NOT EXISTS :"schema".idempotency_keys (
-  scope        text        NOT NULL CHECK (char_length(scope) BETWEEN 1 AND 512),
-  key          text        NOT NULL CHECK (char_length(key) BETWEEN 1 AND 255),
+  -- Keys are opaque: byte-wise "C" comparison is the right equality and the cheapest.
+  scope        text        COLLATE "C" NOT NULL CHECK (char_length(scope) BETWEEN 1 AND 512),
+  key          text        COLLATE "C" NOT NULL CHECK (char_length(key) BETWEEN 1 AND 255),
   -- SHA-256 of the RFC 8785 canonical JSON of the request the key was first used with.
   fingerprint  bytea       NOT NULL CHECK (octet_length(fingerprint) = 32),
   -- claimed: a placeholder written under REPEATABLE READ / SERIALIZABLE; committed alone only

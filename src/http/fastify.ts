@@ -43,6 +43,7 @@ export const idempotencyPlugin: FastifyPluginAsync<IdempotencyHttpOptions<any, F
           {
             method: request.method,
             route: request.routeOptions.url ?? request.url,
+            target: request.url,
             header: (name) => {
               const value = request.headers[name]
               return Array.isArray(value) ? value[0] : value

@@ -45,7 +45,8 @@ export async function handleIdempotentRequest<DB, Raw>(
   }
 
   const scope = scopeOf(policy.scope, request, await policy.client(request.raw))
-  const fingerprinted = { method: request.method.toUpperCase(), route: request.route, body: withoutFields(request.body, policy.ignoreFields) }
+  // The concrete target, not just the route: the same key for another account is another request.
+  const fingerprinted = { method: request.method.toUpperCase(), target: request.target, body: withoutFields(request.body, policy.ignoreFields) }
   const options = {
     ttl: policy.ttl,
     onMismatch: policy.onMismatch === 'replay' ? ('replay' as const) : ('reject' as const),

@@ -36,7 +36,7 @@ export function honoIdempotency<DB>(options: IdempotencyHttpOptions<DB, Context>
       }
       const response = await handleIdempotentRequest(
         resolved,
-        { method: c.req.method, route: c.req.routePath, header: (name) => c.req.header(name), body, raw: c },
+        { method: c.req.method, route: c.req.routePath, target: targetOf(c.req.url), header: (name) => c.req.header(name), body, raw: c },
         handler,
       )
       return toResponse(response)
@@ -49,6 +49,11 @@ async function readJsonBody(c: Context): Promise<unknown> {
   if (!/[/+]json\b/i.test(c.req.header('content-type') ?? '')) return undefined
   const text = await c.req.text()
   return text === '' ? undefined : JSON.parse(text)
+}
+
+function targetOf(url: string): string {
+  const parsed = new URL(url)
+  return parsed.pathname + parsed.search
 }
 
 function toResponse(response: HttpResponse): Response {

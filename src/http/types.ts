@@ -3,8 +3,10 @@ import type { Transaction } from 'kysely'
 /** What a framework adapter hands the HTTP core: the parts of a request the core looks at. */
 export interface HttpRequest<Raw = unknown> {
   method: string
-  /** The route pattern (`/accounts/:id/deposits`), not the concrete path. */
+  /** The route pattern (`/accounts/:id/deposits`): part of the scope. */
   route: string
+  /** The concrete path and query (`/accounts/42/deposits?x=1`): part of the fingerprint. */
+  target: string
   /** A header by lower-case name; the first value when there are several. */
   header(name: string): string | undefined
   /** The parsed body (JSON), or undefined. */

@@ -56,6 +56,11 @@ export const contractRoutes: ContractRoute[] = [
   },
   {
     method: 'post',
+    path: '/accounts/:id/items',
+    handler: async ({ tx, body }) => ({ status: 201, body: await insertItem(tx, body.name) }),
+  },
+  {
+    method: 'post',
     path: '/requests/a',
     policy: { header: 'x-request-id', keyFormat: 'uuid', onMismatch: 'replay', scope: 'client' },
     handler: async ({ tx, body }) => ({ status: 201, body: { route: 'a', ...(await insertItem(tx, body.name)) } }),

@@ -97,6 +97,13 @@ export function describeHttpContract(framework: string, start: StartServer): voi
       expect((await problemOf(conflict)).type).toMatch(/idempotency-key-mismatch$/)
     })
 
+    it('fingerprints the concrete path: the same key for another account is a mismatch', async () => {
+      const key = randomUUID()
+      expect((await post('/accounts/1/items', { name: 'p' }, { 'idempotency-key': key })).status).toBe(201)
+      expect((await post('/accounts/2/items', { name: 'p' }, { 'idempotency-key': key })).status).toBe(422)
+      expect((await post('/accounts/1/items', { name: 'p' }, { 'idempotency-key': key })).headers.get('idempotent-replayed')).toBe('true')
+    })
+
     it('leaves ignored fields out of the fingerprint', async () => {
       const key = randomUUID()
       const name = randomUUID()
