@@ -1,4 +1,5 @@
 import { IdempotencyError, IdempotencySnapshotConflictError, IdempotencyUsageError } from '../errors.ts'
+import { SqlState, sqlStateOf } from '../store/sql-state.ts'
 import { withIdempotency } from '../with-idempotency.ts'
 import { readKeyHeader } from './key-header.ts'
 import { scopeOf, type ResolvedPolicy } from './policy.ts'
@@ -8,9 +9,15 @@ import type { HandlerResult, HttpRequest, HttpResponse, IdempotentHandler } from
 /** Header set on every replayed response. */
 export const REPLAYED_HEADER = 'idempotent-replayed'
 
-// REPEATABLE READ and SERIALIZABLE twins get a snapshot conflict; the middleware owns the
-// transaction, so it retries it itself (the retry sees the twin's row and replays).
-const SNAPSHOT_CONFLICT_ATTEMPTS = 3
+// REPEATABLE READ and SERIALIZABLE twins get a snapshot conflict, and SERIALIZABLE may fail any
+// transaction at COMMIT (40001) or pick it as a deadlock victim (40P01). The middleware owns the
+// transaction, so it runs it again itself; the retry sees the twin's row and replays.
+const SERIALIZATION_ATTEMPTS = 3
+
+function isSerializationFailure(error: unknown): boolean {
+  const sqlState = sqlStateOf(error)
+  return error instanceof IdempotencySnapshotConflictError || sqlState === SqlState.SERIALIZATION_FAILURE || sqlState === SqlState.DEADLOCK_DETECTED
+}
 
 /** The stored form of a response: what a replay sends back. */
 interface StoredResponse {
@@ -76,7 +83,7 @@ export async function handleIdempotentRequest<DB, Raw>(
       return { ...response, headers: firstHeaders }
     } catch (error) {
       if (error instanceof NotStored) return error.response
-      if (error instanceof IdempotencySnapshotConflictError && attempt < SNAPSHOT_CONFLICT_ATTEMPTS) continue
+      if (isSerializationFailure(error) && attempt < SERIALIZATION_ATTEMPTS) continue
       if (error instanceof IdempotencyError && !(error instanceof IdempotencyUsageError)) return problemFromError(base, error, mismatchStatus)
       throw error
     }

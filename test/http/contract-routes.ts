@@ -92,6 +92,16 @@ export const contractRoutes: ContractRoute[] = [
   },
   {
     method: 'post',
+    path: '/serializable',
+    policy: { onConcurrent: 'wait', isolation: 'serializable' },
+    handler: async ({ tx, body }) => {
+      const item = await insertItem(tx, body.name)
+      await latches.slow?.hold()
+      return { status: 201, body: item }
+    },
+  },
+  {
+    method: 'post',
     path: '/boom',
     handler: async ({ tx, body }) => {
       counters.boom++

@@ -165,6 +165,20 @@ export function describeHttpContract(framework: string, start: StartServer): voi
       expect(await items(name)).toBe(1)
     })
 
+    it('retries SERIALIZABLE snapshot conflicts itself: every twin gets the replay, one row is written', async () => {
+      const key = randomUUID()
+      const name = randomUUID()
+      const latch = (latches.slow = new Latch())
+      const first = post('/serializable', { name }, { 'idempotency-key': key })
+      await latch.entered
+      const twins = Array.from({ length: 5 }, () => post('/serializable', { name }, { 'idempotency-key': key }))
+      latch.release()
+      const responses = await Promise.all([first, ...twins])
+      expect(responses.map((r) => r.status)).toEqual([201, 201, 201, 201, 201, 201])
+      expect(responses.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(5)
+      expect(await items(name)).toBe(1)
+    })
+
     it('stores nothing for an unexpected exception: the framework answers 500 and a retry runs again', async () => {
       const key = randomUUID()
       const before = counters.boom
