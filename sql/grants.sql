@@ -16,5 +16,9 @@ GRANT USAGE ON SCHEMA :"schema" TO :"role";
 GRANT SELECT, INSERT, UPDATE, DELETE ON :"schema".idempotency_keys TO :"role";
 GRANT SELECT ON :"schema".schema_migrations TO :"role";
 GRANT EXECUTE ON FUNCTION :"schema".claim_idempotency_key(text, text, bytea, boolean, integer) TO :"role";
+-- Customers are created, looked up, marked for deletion and finally deleted by the job, which
+-- also records its progress.
+GRANT SELECT, INSERT, UPDATE, DELETE ON :"schema".customers TO :"role";
+GRANT SELECT, INSERT, UPDATE ON :"schema".customer_deletions TO :"role";
 
 COMMIT;

@@ -35,6 +35,16 @@ export const IdempotencyErrorCode = {
   NOT_MIGRATED: 'IDEMPOTENCY_NOT_MIGRATED',
   /** The database refused a statement of the library's for another reason; see `cause`. */
   STORE_FAILED: 'IDEMPOTENCY_STORE_FAILED',
+  /** A customer's idempotent identifier breaks the length or character rules. */
+  CUSTOMER_IDENTIFIER_INVALID: 'CUSTOMER_IDENTIFIER_INVALID',
+  /** A customer's idempotent identifier looks like personal data (`kind` says which). */
+  CUSTOMER_IDENTIFIER_PERSONAL_DATA: 'CUSTOMER_IDENTIFIER_PERSONAL_DATA',
+  /** Both `X-Customer-Id` and `X-Customer-Idempotent-Identifier` were sent, or the id is not a UUID. */
+  CUSTOMER_REFERENCE_INVALID: 'CUSTOMER_REFERENCE_INVALID',
+  /** No customer of this client has that id or identifier. */
+  CUSTOMER_NOT_FOUND: 'CUSTOMER_NOT_FOUND',
+  /** The customer is being deleted: its identifier stays taken until the deletion finishes. */
+  CUSTOMER_DELETING: 'CUSTOMER_DELETING',
 } as const
 
 export type IdempotencyErrorCode = (typeof IdempotencyErrorCode)[keyof typeof IdempotencyErrorCode]
@@ -142,5 +152,43 @@ export class IdempotencyStoreError extends IdempotencyError {
   ) {
     super(code, 500, message, { cause })
     this.sqlState = sqlState
+  }
+}
+
+/** `400`: a customer identifier breaks the rules, or looks like personal data. */
+export class CustomerIdentifierError extends IdempotencyError {
+  /** For personal data: which kind it looks like (`email`, `phone`, `us-ssn`, `uk-nino`, `date`, `payment-card`). */
+  readonly kind: string | undefined
+
+  constructor(message: string, kind?: string) {
+    super(kind === undefined ? IdempotencyErrorCode.CUSTOMER_IDENTIFIER_INVALID : IdempotencyErrorCode.CUSTOMER_IDENTIFIER_PERSONAL_DATA, 400, message)
+    this.kind = kind
+  }
+}
+
+/** `400`: the request names its customer wrongly (both headers, or an id that is not a UUID). */
+export class CustomerReferenceError extends IdempotencyError {
+  constructor(message: string) {
+    super(IdempotencyErrorCode.CUSTOMER_REFERENCE_INVALID, 400, message)
+  }
+}
+
+/** `404`: no such customer for this client. */
+export class CustomerNotFoundError extends IdempotencyError {
+  constructor() {
+    super(IdempotencyErrorCode.CUSTOMER_NOT_FOUND, 404, 'No customer of this client has that id or identifier.')
+  }
+}
+
+/**
+ * The customer is being deleted. `410 Gone` when a request acts on its behalf (it will never come
+ * back); `409 Conflict` when a create names its identifier (taken until the deletion finishes).
+ */
+export class CustomerDeletingError extends IdempotencyError {
+  readonly customerId: string
+
+  constructor(customerId: string, httpStatus: 409 | 410 = 410) {
+    super(IdempotencyErrorCode.CUSTOMER_DELETING, httpStatus, 'The customer is being deleted; its identifier is released once the deletion finishes.')
+    this.customerId = customerId
   }
 }

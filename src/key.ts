@@ -41,8 +41,8 @@ export interface ValidKey {
 export function validateKey(input: IdempotencyKeyInput, format: KeyFormat = 'any'): ValidKey {
   const spec: IdempotencyKey = typeof input === 'string' ? { key: input } : (input ?? ({} as IdempotencyKey))
   if (typeof spec !== 'object') throw new IdempotencyKeyInvalidError('The idempotency key must be a string or an object with a key.')
-  const key = checkText('key', spec.key, MAX_KEY_LENGTH)
-  const scope = checkText('scope', spec.scope ?? DEFAULT_SCOPE, MAX_SCOPE_LENGTH)
+  const key = checkOpaqueText(`idempotency key`, spec.key, MAX_KEY_LENGTH, invalidKey)
+  const scope = checkOpaqueText(`idempotency scope`, spec.scope ?? DEFAULT_SCOPE, MAX_SCOPE_LENGTH, invalidKey)
   checkFormat(key, format)
   const customerId = spec.customerId ?? null
   if (customerId !== null && (typeof customerId !== 'string' || !isUuid(customerId))) {
@@ -54,15 +54,20 @@ export function validateKey(input: IdempotencyKeyInput, format: KeyFormat = 'any
 // C0 and C1 control characters, DEL included.
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/
 
-function checkText(what: string, value: unknown, maxLength: number): string {
-  if (typeof value !== 'string') throw new IdempotencyKeyInvalidError(`The idempotency ${what} must be a string.`)
-  if (value.length === 0) throw new IdempotencyKeyInvalidError(`The idempotency ${what} is empty.`)
-  // PostgreSQL counts code points; a UTF-16 length within the limit is always within it.
-  if (value.length > maxLength && countCodePoints(value) > maxLength) {
-    throw new IdempotencyKeyInvalidError(`The idempotency ${what} is longer than ${maxLength} characters.`)
-  }
-  if (CONTROL_CHARACTER.test(value)) throw new IdempotencyKeyInvalidError(`The idempotency ${what} contains a control character.`)
-  if (!value.isWellFormed()) throw new IdempotencyKeyInvalidError(`The idempotency ${what} contains a lone surrogate.`)
+const invalidKey = (message: string) => new IdempotencyKeyInvalidError(message)
+
+/**
+ * The rules every opaque client-given text follows (keys, scopes, customer identifiers): a
+ * non-empty string of at most `maxLength` characters (code points, as PostgreSQL counts them)
+ * with no control characters and no lone surrogates.
+ */
+export function checkOpaqueText(what: string, value: unknown, maxLength: number, fail: (message: string) => Error): string {
+  if (typeof value !== 'string') throw fail(`The ${what} must be a string.`)
+  if (value.length === 0) throw fail(`The ${what} is empty.`)
+  // A UTF-16 length within the limit is always within it in code points.
+  if (value.length > maxLength && countCodePoints(value) > maxLength) throw fail(`The ${what} is longer than ${maxLength} characters.`)
+  if (CONTROL_CHARACTER.test(value)) throw fail(`The ${what} contains a control character.`)
+  if (!value.isWellFormed()) throw fail(`The ${what} contains a lone surrogate.`)
   return value
 }
 

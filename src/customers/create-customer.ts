@@ -1,0 +1,44 @@
+import type { Transaction } from 'kysely'
+import { CustomerDeletingError, IdempotencyUsageError } from '../errors.ts'
+import { toCustomer, validateClientId, validateIdentifier, type Customer, type CustomerContext, type IdentifierRules } from './customer.ts'
+import { insertCustomer, selectCustomer } from './customer-store.ts'
+
+export interface CreateCustomerInput extends IdentifierRules {
+  /** The API client that owns the customer. */
+  clientId: string
+  /** The client's own name for the customer: an opaque reference, never personal data. */
+  idempotentIdentifier: string
+  context?: CustomerContext
+  /** Where the migrations put the tables. Default `'idempotency'`. */
+  schema?: string
+}
+
+/**
+ * Creates the client's customer with this identifier, or returns the one that exists:
+ * `created` tells which (an API answers `201` or `200`). A repeat with another context returns
+ * the existing customer unchanged. Any number of concurrent creates make exactly one customer:
+ * the unique constraint on (client, identifier) decides, in the caller's transaction.
+ *
+ * @example
+ * ```ts
+ * const { customer, created } = await db.transaction().execute((tx) =>
+ *   createCustomer(tx, { clientId: 'client-a', idempotentIdentifier: 'user-123', context: { region: 'eu' } }))
+ * ```
+ */
+export async function createCustomer(tx: Transaction<any>, input: CreateCustomerInput): Promise<{ customer: Customer; created: boolean }> {
+  if ((tx as { isTransaction?: unknown } | null)?.isTransaction !== true) {
+    throw new IdempotencyUsageError('createCustomer must run inside a transaction: pass the `tx` of db.transaction().execute((tx) => ...).')
+  }
+  const clientId = validateClientId(input.clientId)
+  const identifier = validateIdentifier(input.idempotentIdentifier, input)
+  const context = input.context ?? {}
+  // Under READ COMMITTED, a concurrent create of the same identifier makes this insert wait for
+  // it; once it commits, the insert does nothing and the select below (a new snapshot) sees it.
+  const inserted = await insertCustomer(tx, input.schema, clientId, identifier, context)
+  if (inserted) return { customer: toCustomer(inserted), created: true }
+  const existing = await selectCustomer(tx, input.schema, { clientId, idempotentIdentifier: identifier })
+  // Only a customer deleted between the two statements is missing here: a retry creates afresh.
+  if (!existing) return createCustomer(tx, input)
+  if (existing.status === 'deleting') throw new CustomerDeletingError(existing.customer_id, 409)
+  return { customer: toCustomer(existing), created: false }
+}

@@ -1,0 +1,74 @@
+import { CustomerIdentifierError } from '../errors.ts'
+import { checkOpaqueText } from '../key.ts'
+import { personalDataKind } from './personal-data.ts'
+
+/** A customer, as every customer function returns it. */
+export interface Customer {
+  customerId: string
+  clientId: string
+  idempotentIdentifier: string
+  context: CustomerContext
+  status: 'active' | 'deleting'
+  createdAt: Date
+}
+
+/** Who the customer is, as given at creation; a repeat create does not change it. */
+export interface CustomerContext {
+  type?: string
+  region?: string
+  locale?: string
+}
+
+export interface CustomerRow {
+  customer_id: string
+  client_id: string
+  idempotent_identifier: string
+  customer_type: string | null
+  region: string | null
+  locale: string | null
+  status: 'active' | 'deleting'
+  created_at: Date
+}
+
+export function toCustomer(row: CustomerRow): Customer {
+  const context: CustomerContext = {}
+  if (row.customer_type !== null) context.type = row.customer_type
+  if (row.region !== null) context.region = row.region
+  if (row.locale !== null) context.locale = row.locale
+  return {
+    customerId: row.customer_id,
+    clientId: row.client_id,
+    idempotentIdentifier: row.idempotent_identifier,
+    context,
+    status: row.status,
+    createdAt: row.created_at,
+  }
+}
+
+export interface IdentifierRules {
+  /** Accept identifiers that look like personal data. Default `false`; set per client. */
+  allowPersonalData?: boolean
+}
+
+const invalid = (message: string) => new CustomerIdentifierError(message)
+
+/**
+ * An identifier appears in paths and headers, so it must be an opaque reference: the key rules
+ * (1 to 255 characters, no control characters) and, unless the client opted out, nothing that
+ * looks like an e-mail address, a phone number, a social security or national insurance number,
+ * a date, or a payment card number.
+ */
+export function validateIdentifier(identifier: unknown, rules: IdentifierRules = {}): string {
+  const valid = checkOpaqueText('customer idempotent_identifier', identifier, 255, invalid)
+  if (!rules.allowPersonalData) {
+    const kind = personalDataKind(valid)
+    if (kind !== undefined) {
+      throw new CustomerIdentifierError(`The customer idempotent_identifier looks like personal data (${kind}); use an opaque reference.`, kind)
+    }
+  }
+  return valid
+}
+
+export function validateClientId(clientId: unknown): string {
+  return checkOpaqueText('client id', clientId, 255, invalid)
+}

@@ -1,0 +1,144 @@
+import { sql, type Kysely, type Transaction } from 'kysely'
+import { IdempotencyUsageError } from '../../errors.ts'
+import { SqlState, sqlStateOf } from '../../store/sql-state.ts'
+import { DEFAULT_SCHEMA } from '../../store/schema-name.ts'
+import { customerTables } from '../customer-store.ts'
+import { deletionTargets, type DeletionTarget, type RegisteredCustomerTable } from './dependent-tables.ts'
+
+export interface DeleteCustomerDataOptions {
+  schema?: string
+  /** Rows per batch, each batch its own short transaction. Default 1000. */
+  batchSize?: number
+  /** Tables without a foreign key to the customers table that hold customers' rows. */
+  tables?: RegisteredCustomerTable[]
+  /** Stops between batches (a worker shutting down); a later run carries on. */
+  signal?: AbortSignal
+}
+
+/** A deletion's progress, readable while it runs and after it finished. */
+export interface CustomerDeletion {
+  customerId: string
+  clientId: string
+  idempotentIdentifier: string
+  state: 'queued' | 'running' | 'done'
+  /** Rows deleted so far, by `schema.table`. */
+  deletedRows: Record<string, number>
+  requestedAt: Date
+  startedAt: Date | null
+  finishedAt: Date | null
+}
+
+interface DeletionRow {
+  customer_id: string
+  client_id: string
+  idempotent_identifier: string
+  state: CustomerDeletion['state']
+  deleted_rows: Record<string, number>
+  requested_at: Date
+  started_at: Date | null
+  finished_at: Date | null
+}
+
+// A row of a table without a foreign key may still arrive during the final transaction; the
+// job goes round this many times before it gives up and lets pg-boss retry it later.
+const FINAL_PASSES = 5
+
+/**
+ * Deletes everything that belongs to a customer whose deletion was requested, in bounded
+ * batches so no lock is held for long: the rows of every table that leads to the customer by
+ * foreign keys (children first), the registered tables, its idempotency keys, and finally the
+ * customer row, which frees its identifier. Every batch commits with its progress, so the job can
+ * crash, be stopped, run twice at once, or run again after it finished, and still end with
+ * everything deleted exactly once.
+ */
+export async function deleteCustomerData(db: Kysely<any>, customerId: string, options: DeleteCustomerDataOptions = {}): Promise<CustomerDeletion> {
+  const schema = options.schema ?? DEFAULT_SCHEMA
+  const batchSize = options.batchSize ?? 1000
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new IdempotencyUsageError(`batchSize must be a positive whole number; got ${batchSize}.`)
+  const { deletions } = customerTables(schema)
+
+  const started = await sql<DeletionRow>`
+    update ${deletions} set state = 'running', started_at = coalesce(started_at, now())
+     where customer_id = ${customerId}::uuid and state <> 'done' returning *`.execute(db)
+  if (!started.rows[0]) {
+    const existing = await getCustomerDeletion(db, customerId, { schema })
+    if (!existing) throw new IdempotencyUsageError(`No deletion was requested for customer ${customerId}.`)
+    return existing
+  }
+
+  const targets = await deletionTargets(db, schema, options.tables)
+  for (let pass = 1; ; pass++) {
+    for (const target of targets) await deleteInBatches(db, schema, customerId, target, batchSize, options.signal)
+    options.signal?.throwIfAborted()
+    try {
+      if (await finish(db, schema, customerId, targets)) break
+    } catch (error) {
+      // A row the application inserted a moment ago still points at the customer: go round again.
+      if (sqlStateOf(error) !== SqlState.FOREIGN_KEY_VIOLATION || pass >= FINAL_PASSES) throw error
+    }
+  }
+  return (await getCustomerDeletion(db, customerId, { schema }))!
+}
+
+/**
+ * Deletes one table's rows of the customer, a batch per transaction, until a batch comes back
+ * short. Rows another transaction holds are skipped here; the final transaction waits for them.
+ */
+async function deleteInBatches(db: Kysely<any>, schema: string, customerId: string, target: DeletionTarget, batchSize: number, signal: AbortSignal | undefined) {
+  for (;;) {
+    signal?.throwIfAborted()
+    const deleted = await db.transaction().execute(async (tx) => {
+      const { numAffectedRows } = await sql`
+        delete from ${target.table} where ctid = any(array(${target.select(customerId, batchSize, 'skip locked')}))`.execute(tx)
+      const count = Number(numAffectedRows ?? 0n)
+      if (count > 0) await addProgress(tx, schema, customerId, target.label, count)
+      return count
+    })
+    if (deleted < batchSize) return
+  }
+}
+
+/** One transaction: whatever rows arrived since, the customer row, and the progress record. */
+async function finish(db: Kysely<any>, schema: string, customerId: string, targets: DeletionTarget[]): Promise<boolean> {
+  const { customers, deletions } = customerTables(schema)
+  return db.transaction().execute(async (tx) => {
+    // Locking the customer row first stops new rows that reference it by foreign key (their
+    // check needs a share lock on it) until this transaction has deleted it.
+    await sql`select 1 from ${customers} where customer_id = ${customerId}::uuid for update`.execute(tx)
+    for (const target of targets) {
+      const { numAffectedRows } = await sql`delete from ${target.table} where ctid = any(array(${target.select(customerId, null, 'wait')}))`.execute(tx)
+      const count = Number(numAffectedRows ?? 0n)
+      if (count > 0) await addProgress(tx, schema, customerId, target.label, count)
+    }
+    const removed = await sql`delete from ${customers} where customer_id = ${customerId}::uuid`.execute(tx)
+    if (Number(removed.numAffectedRows ?? 0n) > 0) await addProgress(tx, schema, customerId, `${schema}.customers`, 1)
+    await sql`update ${deletions} set state = 'done', finished_at = coalesce(finished_at, now()) where customer_id = ${customerId}::uuid`.execute(tx)
+    return true
+  })
+}
+
+async function addProgress(tx: Transaction<any>, schema: string, customerId: string, label: string, count: number) {
+  const { deletions } = customerTables(schema)
+  await sql`
+    update ${deletions}
+       set deleted_rows = jsonb_set(deleted_rows, array[${label}], to_jsonb(coalesce((deleted_rows ->> ${label})::bigint, 0) + ${count}))
+     where customer_id = ${customerId}::uuid`.execute(tx)
+}
+
+/** A deletion's progress, or undefined if none was ever requested for that customer. */
+export async function getCustomerDeletion(db: Kysely<any>, customerId: string, options: { schema?: string } = {}): Promise<CustomerDeletion | undefined> {
+  const { deletions } = customerTables(options.schema)
+  const { rows } = await sql<DeletionRow>`select * from ${deletions} where customer_id = ${customerId}::uuid`.execute(db)
+  const row = rows[0]
+  if (!row) return undefined
+  return {
+    customerId: row.customer_id,
+    clientId: row.client_id,
+    idempotentIdentifier: row.idempotent_identifier,
+    state: row.state,
+    deletedRows: Object.fromEntries(Object.entries(row.deleted_rows).map(([table, count]) => [table, Number(count)])),
+    requestedAt: row.requested_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  }
+}

@@ -1,0 +1,150 @@
+import { sql, type Kysely, type RawBuilder } from 'kysely'
+import { DEFAULT_SCHEMA } from '../../store/schema-name.ts'
+
+/** A table without a foreign key to the customers table that still holds customers' rows. */
+export interface RegisteredCustomerTable {
+  table: string
+  /** Default `'public'`. */
+  schema?: string
+  /** The column that holds the customer id (a uuid). */
+  column: string
+}
+
+export type RowLock = 'wait' | 'skip locked' | 'none'
+
+function lockClause(lock: RowLock, of?: RawBuilder<unknown>) {
+  if (lock === 'none') return sql``
+  const target = of ? sql` of ${of}` : sql``
+  return lock === 'wait' ? sql`for update${target}` : sql`for update${target} skip locked`
+}
+
+/** One table to empty of a customer's rows, and how its rows lead to the customer. */
+export interface DeletionTarget {
+  /** `schema.table`, the key of the progress record. */
+  label: string
+  /** How many foreign keys lie between it and the customers table; deeper tables go first. */
+  depth: number
+  /**
+   * The ctids of up to `limit` of the customer's rows (`null`: all), locked for the delete
+   * (`'skip locked'` passes over rows another transaction holds), or not locked at all.
+   */
+  select(customerId: string, limit: number | null, lock: RowLock): RawBuilder<unknown>
+  /** The table itself, for the DELETE. */
+  table: RawBuilder<unknown>
+}
+
+interface ForeignKey {
+  child_schema: string
+  child_table: string
+  child_oid: number
+  child_columns: string[]
+  parent_columns: string[]
+}
+
+interface Hop {
+  schema: string
+  table: string
+  oid: number
+  /** This table's columns ... */
+  columns: string[]
+  /** ... equal to these columns of the table one hop nearer the customers table. */
+  parentColumns: string[]
+}
+
+/**
+ * Every table that holds a customer's rows: found from the database itself (foreign keys that
+ * point at the customers table, followed transitively), the tables registered by the
+ * application, and the library's own key table. Deepest first, so children go before parents.
+ */
+export async function deletionTargets(db: Kysely<any>, schema = DEFAULT_SCHEMA, registered: RegisteredCustomerTable[] = []): Promise<DeletionTarget[]> {
+  const root = { schema, table: 'customers', oid: await tableOid(db, schema, 'customers') }
+  const targets: DeletionTarget[] = []
+  // Breadth first along foreign keys; a table met again on its own path (a cycle) stops there.
+  let frontier: Array<{ oid: number; path: Hop[] }> = [{ oid: root.oid, path: [] }]
+  while (frontier.length > 0) {
+    const next: typeof frontier = []
+    for (const { oid, path } of frontier) {
+      for (const fk of await foreignKeysTo(db, oid)) {
+        if (fk.child_oid === root.oid || path.some((hop) => hop.oid === fk.child_oid)) continue
+        const hop: Hop = { schema: fk.child_schema, table: fk.child_table, oid: fk.child_oid, columns: fk.child_columns, parentColumns: fk.parent_columns }
+        const hops = [...path, hop]
+        targets.push(foreignKeyTarget(root, hops))
+        next.push({ oid: fk.child_oid, path: hops })
+      }
+    }
+    frontier = next
+  }
+  for (const table of [{ schema, table: 'idempotency_keys', column: 'customer_id' }, ...registered]) {
+    targets.push(columnTarget(table.schema ?? 'public', table.table, table.column))
+  }
+  return targets.sort((a, b) => b.depth - a.depth)
+}
+
+function foreignKeyTarget(root: { schema: string; table: string }, hops: Hop[]): DeletionTarget {
+  const last = hops[hops.length - 1]!
+  const alias = (i: number) => sql.id(`t${i}`)
+  // t{n} is the target; each hop joins one table nearer the customers table, ending at c.
+  const joins = hops
+    .slice(0, -1)
+    .map((hop, i) => ({ hop, i }))
+    .reverse()
+    .map(({ hop, i }) => {
+      const child = hops[i + 1]!
+      return sql`join ${sql.id(hop.schema, hop.table)} as ${alias(i)} on ${equalities(alias(i + 1), child.columns, alias(i), child.parentColumns)}`
+    })
+  const first = hops[0]!
+  const target = alias(hops.length - 1)
+  return {
+    label: `${last.schema}.${last.table}`,
+    depth: hops.length,
+    table: sql`${sql.id(last.schema, last.table)}`,
+    select: (customerId, limit, lock) => sql`
+      select ${target}.ctid from ${sql.id(last.schema, last.table)} as ${target}
+      ${sql.join(joins, sql` `)}
+      join ${sql.id(root.schema, root.table)} as c on ${equalities(alias(0), first.columns, sql.id('c'), first.parentColumns)}
+      where c.customer_id = ${customerId}::uuid
+      ${limit === null ? sql`` : sql`limit ${limit}`}
+      ${lockClause(lock, target)}`,
+  }
+}
+
+function columnTarget(schema: string, table: string, column: string): DeletionTarget {
+  return {
+    label: `${schema}.${table}`,
+    depth: 1,
+    table: sql`${sql.id(schema, table)}`,
+    select: (customerId, limit, lock) => sql`
+      select ctid from ${sql.id(schema, table)} where ${sql.id(column)} = ${customerId}::uuid
+      ${limit === null ? sql`` : sql`limit ${limit}`}
+      ${lockClause(lock)}`,
+  }
+}
+
+function equalities(left: RawBuilder<unknown>, leftColumns: string[], right: RawBuilder<unknown>, rightColumns: string[]) {
+  return sql.join(
+    leftColumns.map((column, i) => sql`${left}.${sql.id(column)} = ${right}.${sql.id(rightColumns[i]!)}`),
+    sql` and `,
+  )
+}
+
+async function tableOid(db: Kysely<any>, schema: string, table: string): Promise<number> {
+  const { rows } = await sql<{ oid: number }>`
+    select c.oid::int as oid from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = ${schema} and c.relname = ${table}`.execute(db)
+  if (!rows[0]) throw new Error(`no table ${schema}.${table}: run migrate() first`)
+  return rows[0].oid
+}
+
+async function foreignKeysTo(db: Kysely<any>, parentOid: number): Promise<ForeignKey[]> {
+  const { rows } = await sql<ForeignKey>`
+    select n.nspname as child_schema, t.relname as child_table, t.oid::int as child_oid,
+           array(select a.attname::text from unnest(k.conkey) with ordinality as u(attnum, i)
+                   join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.attnum order by u.i) as child_columns,
+           array(select a.attname::text from unnest(k.confkey) with ordinality as u(attnum, i)
+                   join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.attnum order by u.i) as parent_columns
+      from pg_constraint k
+      join pg_class t on t.oid = k.conrelid
+      join pg_namespace n on n.oid = t.relnamespace
+     where k.contype = 'f' and k.confrelid = ${parentOid}
+     order by n.nspname, t.relname, k.conname`.execute(db)
+  return rows
+}

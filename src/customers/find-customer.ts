@@ -1,0 +1,65 @@
+import type { Kysely } from 'kysely'
+import { validate as isUuid } from 'uuid'
+import { CustomerDeletingError, CustomerNotFoundError, CustomerReferenceError } from '../errors.ts'
+import { toCustomer, validateClientId, validateIdentifier, type Customer } from './customer.ts'
+import { selectCustomer } from './customer-store.ts'
+
+/** The request headers that name the customer a call is made for. Only one may be sent. */
+export const CUSTOMER_ID_HEADER = 'x-customer-id'
+export const CUSTOMER_IDENTIFIER_HEADER = 'x-customer-idempotent-identifier'
+
+export interface FindCustomerInput {
+  clientId: string
+  /** The server's id (a UUID), or ... */
+  customerId?: string | undefined
+  /** ... the client's identifier. Exactly one of the two. */
+  idempotentIdentifier?: string | undefined
+  schema?: string
+}
+
+/**
+ * The client's customer named by id or by identifier, or undefined if there is none. A customer
+ * being deleted is returned with `status: 'deleting'`.
+ */
+export async function findCustomer(db: Kysely<any>, input: FindCustomerInput): Promise<Customer | undefined> {
+  const clientId = validateClientId(input.clientId)
+  const hasId = input.customerId !== undefined
+  const hasIdentifier = input.idempotentIdentifier !== undefined
+  if (hasId === hasIdentifier) {
+    throw new CustomerReferenceError(
+      hasId
+        ? `Name the customer by ${CUSTOMER_ID_HEADER} or by ${CUSTOMER_IDENTIFIER_HEADER}, not both.`
+        : `Name the customer by ${CUSTOMER_ID_HEADER} or by ${CUSTOMER_IDENTIFIER_HEADER}.`,
+    )
+  }
+  if (hasId && !isUuid(input.customerId!)) throw new CustomerReferenceError(`${CUSTOMER_ID_HEADER} must be a UUID.`)
+  const reference = hasId
+    ? { clientId, customerId: input.customerId! }
+    : // Lookups apply the character rules only: a client that opted out of the personal-data
+      // check must still find its customers.
+      { clientId, idempotentIdentifier: validateIdentifier(input.idempotentIdentifier, { allowPersonalData: true }) }
+  const row = await selectCustomer(db, input.schema, reference)
+  return row && toCustomer(row)
+}
+
+/**
+ * The customer a request is made on behalf of, from `X-Customer-Id` or
+ * `X-Customer-Idempotent-Identifier`: `400` for both or neither, `404` for none, `410` for a
+ * customer being deleted.
+ *
+ * @example
+ * ```ts
+ * const customer = await resolveCustomer(db, { clientId, ...customerReferenceFromHeaders((name) => req.get(name)) })
+ * ```
+ */
+export async function resolveCustomer(db: Kysely<any>, input: FindCustomerInput): Promise<Customer> {
+  const customer = await findCustomer(db, input)
+  if (!customer) throw new CustomerNotFoundError()
+  if (customer.status === 'deleting') throw new CustomerDeletingError(customer.customerId, 410)
+  return customer
+}
+
+/** Reads the two customer headers with the framework's own header lookup. */
+export function customerReferenceFromHeaders(header: (name: string) => string | undefined): Pick<FindCustomerInput, 'customerId' | 'idempotentIdentifier'> {
+  return { customerId: header(CUSTOMER_ID_HEADER), idempotentIdentifier: header(CUSTOMER_IDENTIFIER_HEADER) }
+}

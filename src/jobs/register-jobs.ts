@@ -1,0 +1,49 @@
+import type { Kysely } from 'kysely'
+import type { PgBoss } from 'pg-boss'
+import { deleteCustomerData } from '../customers/deletion/delete-customer-data.ts'
+import type { RegisteredCustomerTable } from '../customers/deletion/dependent-tables.ts'
+import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
+import { sweepExpiredKeys } from '../sweep-expired-keys.ts'
+import { CUSTOMER_DELETION_QUEUE, SWEEP_QUEUE, type CustomerDeletionJob } from './queues.ts'
+
+export interface RegisterJobsOptions {
+  db: Kysely<any>
+  schema?: string
+  /** The expiry sweep; `false` leaves it out. */
+  sweep?: false | { cron?: string; batchSize?: number }
+  /** Customer deletion: batch size and tables without foreign keys that hold customers' rows. */
+  deletion?: { batchSize?: number; tables?: RegisteredCustomerTable[] }
+}
+
+export interface RegisteredJobs {
+  sweepQueue: string | undefined
+  deletionQueue: string
+}
+
+/**
+ * Creates the library's pg-boss queues, the sweep's schedule (every five minutes by default) and
+ * the workers, in one call after `boss.start()`. The sweep job's output is how many keys it
+ * deleted; a deletion job's output is the deletion's progress record.
+ *
+ * @example
+ * ```ts
+ * const boss = new PgBoss(connectionString)
+ * await boss.start()
+ * await registerJobs(boss, { db, sweep: { cron: '*\/10 * * * *', batchSize: 5000 } })
+ * ```
+ */
+export async function registerJobs(boss: PgBoss, options: RegisterJobsOptions): Promise<RegisteredJobs> {
+  const schema = options.schema ?? DEFAULT_SCHEMA
+  const { db } = options
+  await boss.createQueue(CUSTOMER_DELETION_QUEUE, { retryLimit: 20, retryDelay: 10, retryBackoff: true })
+  await boss.work<CustomerDeletionJob>(CUSTOMER_DELETION_QUEUE, async ([job]) => {
+    if (!job) return undefined
+    return deleteCustomerData(db, job.data.customerId, { schema: job.data.schema ?? schema, ...options.deletion, signal: job.signal })
+  })
+  if (options.sweep === false) return { sweepQueue: undefined, deletionQueue: CUSTOMER_DELETION_QUEUE }
+  const batchSize = options.sweep?.batchSize ?? 1000
+  await boss.createQueue(SWEEP_QUEUE)
+  await boss.schedule(SWEEP_QUEUE, options.sweep?.cron ?? '*/5 * * * *')
+  await boss.work(SWEEP_QUEUE, async ([job]) => ({ deleted: await sweepExpiredKeys(db, { schema, batchSize, ...(job ? { signal: job.signal } : {}) }) }))
+  return { sweepQueue: SWEEP_QUEUE, deletionQueue: CUSTOMER_DELETION_QUEUE }
+}

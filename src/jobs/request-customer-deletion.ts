@@ -1,0 +1,57 @@
+import type { Kysely, Transaction } from 'kysely'
+import { fromKysely, type PgBoss } from 'pg-boss'
+import { sql } from 'kysely'
+import { toCustomer, validateClientId, validateIdentifier } from '../customers/customer.ts'
+import { customerTables, run, selectCustomer } from '../customers/customer-store.ts'
+import { CustomerNotFoundError, CustomerReferenceError } from '../errors.ts'
+import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
+import { validate as isUuid } from 'uuid'
+import { CUSTOMER_DELETION_QUEUE, type CustomerDeletionJob } from './queues.ts'
+
+export type CustomerDeletionRequest = { clientId: string; schema?: string } & ({ idempotentIdentifier: string } | { customerId: string })
+
+export interface CustomerDeletionAccepted {
+  customerId: string
+  /** False when a deletion of this customer was already under way: nothing new was queued. */
+  enqueued: boolean
+}
+
+/**
+ * Marks the customer as deleting and enqueues its deletion job in the same transaction (pg-boss's
+ * transactional send), so either both happen or neither. An API answers `202 Accepted`.
+ * Repeating the request while the deletion runs is accepted and queues nothing new.
+ *
+ * @example
+ * ```ts
+ * await requestCustomerDeletion(db, boss, { clientId, idempotentIdentifier: 'user-123' })
+ * ```
+ */
+export async function requestCustomerDeletion(db: Kysely<any>, boss: PgBoss, request: CustomerDeletionRequest): Promise<CustomerDeletionAccepted> {
+  const schema = request.schema ?? DEFAULT_SCHEMA
+  const clientId = validateClientId(request.clientId)
+  let reference
+  if ('customerId' in request) {
+    if (!isUuid(request.customerId)) throw new CustomerReferenceError('The customer id must be a UUID.')
+    reference = { clientId, customerId: request.customerId }
+  } else {
+    reference = { clientId, idempotentIdentifier: validateIdentifier(request.idempotentIdentifier, { allowPersonalData: true }) }
+  }
+  const work = async (tx: Transaction<any>) => {
+    // The row lock makes concurrent requests queue here; all but the first find it deleting.
+    const row = await selectCustomer(tx, schema, reference, true)
+    if (!row) throw new CustomerNotFoundError()
+    const customer = toCustomer(row)
+    if (customer.status === 'deleting') return { customerId: customer.customerId, enqueued: false }
+    const { customers, deletions } = customerTables(schema)
+    await run(sql`update ${customers} set status = 'deleting', deletion_requested_at = now() where customer_id = ${customer.customerId}::uuid`.execute(tx))
+    await run(
+      sql`insert into ${deletions} (customer_id, client_id, idempotent_identifier)
+          values (${customer.customerId}::uuid, ${customer.clientId}, ${customer.idempotentIdentifier})
+          on conflict (customer_id) do nothing`.execute(tx),
+    )
+    const job: CustomerDeletionJob = { customerId: customer.customerId, schema }
+    await boss.send(CUSTOMER_DELETION_QUEUE, job, { db: fromKysely(tx), singletonKey: customer.customerId })
+    return { customerId: customer.customerId, enqueued: true }
+  }
+  return db.isTransaction ? work(db as Transaction<any>) : db.transaction().execute(work)
+}
