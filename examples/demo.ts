@@ -5,7 +5,7 @@ import { sql } from 'kysely'
 import { idempotentFetch } from '../src/client/index.ts'
 import { startPaymentsService, type PaymentsService } from './payments/service.ts'
 
-type Table = 'accounts' | 'ledger' | 'link_tokens'
+type Table = 'accounts' | 'ledger' | 'link_tokens' | 'financial_accounts'
 
 interface Row {
   step: string
@@ -69,9 +69,54 @@ function print(table: Row[]) {
   for (const row of table) console.log(line(columns.map((c) => String(row[c]))))
 }
 
+/** One plain request of the customer story, recorded like the others. */
+async function call(service: PaymentsService, label: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(service.url + path, {
+    method,
+    headers: { 'x-api-key': 'demo-client', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  })
+  const payload = (await response.json()) as Record<string, unknown>
+  const customers = (await sql<{ n: number }>`select count(*)::int as n from idempotency.customers`.execute(service.db)).rows[0]!.n
+  const outcome = typeof payload.code === 'string' ? payload.code : typeof payload.customerId === 'string' ? `customer ${payload.customerId.slice(0, 8)}` : ''
+  rows.push({
+    step: label,
+    request: `${method} ${path}${body === undefined ? '' : ` ${JSON.stringify(body)}`}${Object.keys(headers).length ? ` [${Object.keys(headers).join(', ')}]` : ''}`,
+    status: `${response.status} ${outcome}`.trim(),
+    replayed: '',
+    rows: `customers: ${customers}, financial_accounts: ${await count(service, 'financial_accounts')}`,
+  })
+  return payload
+}
+
+async function customerStory(service: PaymentsService) {
+  const create = { client_metadata: { idempotent_identifier: 'user-123' } }
+  const onBehalf = { 'x-customer-idempotent-identifier': 'user-123' }
+  const first = await call(service, 'create customer', 'POST', '/customers', create)
+  await call(service, 'create it again', 'POST', '/customers', create)
+  await call(service, 'find it by identifier', 'GET', '/customers?idempotent_identifier=user-123')
+  await call(service, 'open an account for it', 'POST', '/financial/accounts', { name: 'savings' }, onBehalf)
+  await call(service, 'list its accounts by id', 'GET', '/financial/accounts', undefined, { 'x-customer-id': String(first.customerId) })
+  await call(service, 'name it twice', 'GET', '/financial/accounts', undefined, { ...onBehalf, 'x-customer-id': String(first.customerId) })
+  await call(service, 'delete it', 'DELETE', '/customers/idempotent-identifier/user-123')
+  await call(service, 'create it while it is deleted', 'POST', '/customers', create)
+  // The worker picks the job up within its polling interval and deletes in batches.
+  let deletion: Record<string, unknown>
+  do {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    deletion = (await (await fetch(`${service.url}/customers/${first.customerId}/deletion`, { headers: { 'x-api-key': 'demo-client' } })).json()) as Record<string, unknown>
+  } while (deletion.state !== 'done')
+  await call(service, 'deletion done', 'GET', `/customers/${first.customerId}/deletion`)
+  rows[rows.length - 1]!.status = `200 ${JSON.stringify(deletion.deletedRows)}`
+  await call(service, 'create it once more: a new customer', 'POST', '/customers', create)
+}
+
 const service = await startPaymentsService()
 console.log(`payments service on ${service.url}, PostgreSQL: ${service.postgres}\n`)
 try {
+  // Scenario 1: customers by the client's own identifier, deleted in the background.
+  await customerStory(service)
+
   // Scenario 2: optional x-request-id; a repeat replays even with another body.
   const requestId = randomUUID()
   const opened = await step(service, 'request id', '/persons/p-1/accounts', { currency: 'EUR' }, 'accounts', { key: requestId, header: 'x-request-id' })

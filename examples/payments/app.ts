@@ -1,8 +1,10 @@
-// The example payments service: every scenario of shared/scenarios.md that needs no customer
-// deletion, on Fastify with pg-idempotency. Each route says its idempotency policy in one line.
+// The example payments service: every scenario of shared/scenarios.md, on Fastify with
+// pg-idempotency. Each route says its idempotency policy in one line.
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { sql, type Kysely, type Transaction } from 'kysely'
+import type { PgBoss } from 'pg-boss'
 import { idempotencyPlugin } from '../../src/http/fastify.ts'
+import { registerCustomerRoutes } from './customer-routes.ts'
 import type { PaymentsDatabase } from './schema.ts'
 
 type Tx = Transaction<PaymentsDatabase>
@@ -15,10 +17,12 @@ const movementBody = {
   required: ['amount'],
 } as const
 
-export async function buildPaymentsApp(db: Kysely<PaymentsDatabase>): Promise<FastifyInstance> {
+export async function buildPaymentsApp(db: Kysely<PaymentsDatabase>, boss: PgBoss): Promise<FastifyInstance> {
   const app = Fastify()
   // Who the caller is scopes every key: one API client can never see another's responses.
-  await app.register(idempotencyPlugin, { db, client: (request: FastifyRequest) => header(request, 'x-api-key') ?? 'public' })
+  const clientOf = (request: FastifyRequest) => header(request, 'x-api-key') ?? 'public'
+  await app.register(idempotencyPlugin, { db, client: clientOf })
+  registerCustomerRoutes(app, db, boss, clientOf)
 
   // Core-banking style: optional x-request-id (a UUID); a repeat replays the first response even
   // with another body, and a request id is unique across the whole platform, not per endpoint.

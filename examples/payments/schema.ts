@@ -4,6 +4,7 @@ export interface PaymentsDatabase {
   accounts: { id: Generated<string>; person_id: string; currency: string; balance: Generated<string>; created_at: Generated<Date> }
   ledger: { id: Generated<string>; account_id: string; kind: 'deposit' | 'withdrawal'; amount: string; created_at: Generated<Date> }
   link_tokens: { token: Generated<string>; client_user_id: string; created_at: Generated<Date>; expires_at: Date }
+  financial_accounts: { id: Generated<string>; customer_id: string; name: string; created_at: Generated<Date> }
 }
 
 /** The example service's own tables (the idempotency schema comes from `migrate()`). */
@@ -23,6 +24,14 @@ export async function createPaymentsTables(db: Kysely<any>): Promise<void> {
       amount bigint not null check (amount > 0),
       created_at timestamptz not null default now()
     );
+    -- A customer's accounts: the foreign key is how the deletion job finds them.
+    create table if not exists financial_accounts (
+      id uuid primary key default gen_random_uuid(),
+      customer_id uuid not null references idempotency.customers,
+      name text not null,
+      created_at timestamptz not null default now()
+    );
+    create index if not exists financial_accounts_customer_id_idx on financial_accounts (customer_id);
     create table if not exists link_tokens (
       token uuid primary key default gen_random_uuid(),
       client_user_id text not null,

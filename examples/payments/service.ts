@@ -2,7 +2,9 @@
 // and given the service's tables if they are missing), otherwise a fresh embedded server.
 import type { AddressInfo } from 'node:net'
 import type { Kysely } from 'kysely'
+import { PgBoss } from 'pg-boss'
 import { migrate } from '../../src/index.ts'
+import { registerJobs } from '../../src/jobs/index.ts'
 import { connect, createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../../tools/databases.ts'
 import { startLocalPostgres } from '../../tools/local-postgres.ts'
 import { buildPaymentsApp } from './app.ts'
@@ -11,6 +13,7 @@ import { createPaymentsTables, type PaymentsDatabase } from './schema.ts'
 export interface PaymentsService {
   url: string
   db: Kysely<PaymentsDatabase>
+  boss: PgBoss
   /** Where PostgreSQL came from, for one line of output. */
   postgres: string
   stop(): Promise<void>
@@ -22,17 +25,25 @@ export async function startPaymentsService(port = 0): Promise<PaymentsService> {
   const own = !process.env.DATABASE_URL
   const name = uniqueDatabaseName('pgidem_payments')
   if (own) await createDatabase(server.url, name)
-  const db = connect<PaymentsDatabase>(own ? withDatabase(server.url, name) : server.url, 20)
+  const url = own ? withDatabase(server.url, name) : server.url
+  const db = connect<PaymentsDatabase>(url, 20)
   await migrate(db)
   await createPaymentsTables(db)
-  const app = await buildPaymentsApp(db)
+  // pg-boss runs the customer deletions and the expiry sweep, in the same database.
+  const boss = new PgBoss({ connectionString: url, max: 4 })
+  boss.on('error', (error) => console.error(`pg-boss: ${error.message}`))
+  await boss.start()
+  await registerJobs(boss, { db, pollingIntervalSeconds: 0.5 })
+  const app = await buildPaymentsApp(db, boss)
   await app.listen({ port, host: '127.0.0.1' })
   return {
     url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
     db,
+    boss,
     postgres: server.description,
     async stop() {
       await app.close()
+      await boss.stop({ graceful: false })
       await db.destroy()
       if (own) await dropDatabase(server.url, name)
       await server.stop()

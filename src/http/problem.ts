@@ -20,6 +20,16 @@ export const ProblemType = {
 
 export type ProblemType = (typeof ProblemType)[keyof typeof ProblemType]
 
+/** Customer errors: the type is the code in kebab case (`customer-not-found`), the status its own. */
+function customerProblem(base: string, error: IdempotencyError): HttpResponse {
+  const type = error.code.toLowerCase().replaceAll('_', '-')
+  return {
+    status: error.httpStatus,
+    headers: { 'content-type': PROBLEM_CONTENT_TYPE },
+    body: { type: base + type, title: error.message, status: error.httpStatus, code: error.code },
+  }
+}
+
 export const DEFAULT_PROBLEM_TYPE_BASE = 'https://pg-idempotency.dev/problems/'
 
 const TITLES: Record<ProblemType, string> = {
@@ -62,6 +72,12 @@ export function problemFromError(base: string, error: IdempotencyError, mismatch
       const retryAfterSeconds = error instanceof IdempotencyKeyInProgressError ? error.retryAfterSeconds : 1
       return problem(base, ProblemType.KEY_IN_PROGRESS, 409, error.message, { ...extra, retryAfterSeconds })
     }
+    case IdempotencyErrorCode.CUSTOMER_IDENTIFIER_INVALID:
+    case IdempotencyErrorCode.CUSTOMER_IDENTIFIER_PERSONAL_DATA:
+    case IdempotencyErrorCode.CUSTOMER_REFERENCE_INVALID:
+    case IdempotencyErrorCode.CUSTOMER_NOT_FOUND:
+    case IdempotencyErrorCode.CUSTOMER_DELETING:
+      return customerProblem(base, error)
     default:
       return problem(base, ProblemType.SERVER_ERROR, 500, 'The request could not be made idempotent; nothing was stored. Retry later.', extra)
   }

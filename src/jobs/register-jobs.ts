@@ -13,6 +13,8 @@ export interface RegisterJobsOptions {
   sweep?: false | { cron?: string; batchSize?: number }
   /** Customer deletion: batch size and tables without foreign keys that hold customers' rows. */
   deletion?: { batchSize?: number; tables?: RegisteredCustomerTable[] }
+  /** How often idle workers look for jobs. Default pg-boss's (2 s). */
+  pollingIntervalSeconds?: number
 }
 
 export interface RegisteredJobs {
@@ -36,7 +38,8 @@ export async function registerJobs(boss: PgBoss, options: RegisterJobsOptions): 
   const schema = options.schema ?? DEFAULT_SCHEMA
   const { db } = options
   await boss.createQueue(CUSTOMER_DELETION_QUEUE, { retryLimit: 20, retryDelay: 10, retryBackoff: true })
-  await boss.work<CustomerDeletionJob>(CUSTOMER_DELETION_QUEUE, async ([job]) => {
+  const polling = options.pollingIntervalSeconds === undefined ? {} : { pollingIntervalSeconds: options.pollingIntervalSeconds }
+  await boss.work<CustomerDeletionJob>(CUSTOMER_DELETION_QUEUE, polling, async ([job]) => {
     if (!job) return undefined
     return deleteCustomerData(db, job.data.customerId, { schema: job.data.schema ?? schema, ...options.deletion, signal: job.signal })
   })
@@ -44,6 +47,6 @@ export async function registerJobs(boss: PgBoss, options: RegisterJobsOptions): 
   const batchSize = options.sweep?.batchSize ?? 1000
   await boss.createQueue(SWEEP_QUEUE)
   await boss.schedule(SWEEP_QUEUE, options.sweep?.cron ?? '*/5 * * * *')
-  await boss.work(SWEEP_QUEUE, async ([job]) => ({ deleted: await sweepExpiredKeys(db, { schema, batchSize, ...(job ? { signal: job.signal } : {}) }) }))
+  await boss.work(SWEEP_QUEUE, polling, async ([job]) => ({ deleted: await sweepExpiredKeys(db, { schema, batchSize, ...(job ? { signal: job.signal } : {}) }) }))
   return { sweepQueue: SWEEP_QUEUE, deletionQueue: CUSTOMER_DELETION_QUEUE }
 }

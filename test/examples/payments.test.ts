@@ -5,22 +5,31 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildPaymentsApp } from '../../examples/payments/app.ts'
 import { createPaymentsTables, type PaymentsDatabase } from '../../examples/payments/schema.ts'
+import { PgBoss } from 'pg-boss'
 import { idempotentFetch } from '../../src/client/index.ts'
+import { registerJobs } from '../../src/jobs/index.ts'
 import { useTestDatabase } from '../support/test-database.ts'
 
-// The example service reproduces the rows of shared/scenarios.md 2, 3 and 4 over real HTTP.
+// The example service reproduces every row of shared/scenarios.md over real HTTP.
 const database = useTestDatabase<PaymentsDatabase>({ maxConnections: 20 })
 let app: FastifyInstance
 let url: string
 
+let boss: PgBoss
+
 beforeAll(async () => {
   await createPaymentsTables(database.db)
-  app = await buildPaymentsApp(database.db)
+  boss = new PgBoss({ connectionString: database.url, max: 4 })
+  boss.on('error', () => {})
+  await boss.start()
+  await registerJobs(boss, { db: database.db, sweep: false })
+  app = await buildPaymentsApp(database.db, boss)
   await app.listen({ port: 0, host: '127.0.0.1' })
   url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
 })
 afterAll(async () => {
   await app?.close()
+  await boss?.stop({ graceful: false })
 })
 
 const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -163,5 +172,71 @@ describe('scenario 4: client retries with one key', () => {
     expect(new Set(responses.map((r) => r.status))).toEqual(new Set([201]))
     expect(responses.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(49)
     expect((await database.db.selectFrom('ledger').select('id').where('account_id', '=', account).execute()).length).toBe(1)
+  })
+})
+
+describe('scenario 1: customers by the client identifier', () => {
+  const asClient = (client: string, headers: Record<string, string> = {}) => ({ 'x-api-key': client, ...headers })
+  const createCustomer = (client: string, identifier: string) => post('/customers', { client_metadata: { idempotent_identifier: identifier } }, asClient(client))
+
+  it('creates once (201), returns the same customer again (200), and finds it without its UUID', async () => {
+    const client = randomUUID()
+    const first = await createCustomer(client, 'user-123')
+    const again = await createCustomer(client, 'user-123')
+    expect([first.status, again.status]).toEqual([201, 200])
+    const created = (await first.json()) as { customerId: string }
+    expect(((await again.json()) as { customerId: string }).customerId).toBe(created.customerId)
+    const found = await fetch(`${url}/customers?idempotent_identifier=user-123`, { headers: asClient(client) })
+    expect(((await found.json()) as { customerId: string }).customerId).toBe(created.customerId)
+  })
+
+  it('makes one customer from many concurrent creates', async () => {
+    const client = randomUUID()
+    const responses = await Promise.all(Array.from({ length: 40 }, () => createCustomer(client, 'burst')))
+    expect(responses.filter((r) => r.status === 201)).toHaveLength(1)
+    expect(responses.filter((r) => r.status === 200)).toHaveLength(39)
+  })
+
+  it('names the customer by either header on every call, never both', async () => {
+    const client = randomUUID()
+    const { customerId } = (await (await createCustomer(client, 'acct-owner')).json()) as { customerId: string }
+    const byIdentifier = asClient(client, { 'x-customer-idempotent-identifier': 'acct-owner' })
+    expect((await post('/financial/accounts', { name: 'savings' }, byIdentifier)).status).toBe(201)
+    const byId = await fetch(`${url}/financial/accounts`, { headers: asClient(client, { 'x-customer-id': customerId }) })
+    expect(((await byId.json()) as unknown[]).length).toBe(1)
+    const both = await fetch(`${url}/financial/accounts`, { headers: asClient(client, { 'x-customer-id': customerId, 'x-customer-idempotent-identifier': 'acct-owner' }) })
+    expect(both.status).toBe(400)
+    expect(both.headers.get('content-type')).toMatch(/problem\+json/)
+    const unknown = await fetch(`${url}/financial/accounts`, { headers: asClient(client, { 'x-customer-idempotent-identifier': 'nobody' }) })
+    expect(unknown.status).toBe(404)
+  })
+
+  it('refuses personal data as an identifier', async () => {
+    const response = await createCustomer(randomUUID(), 'jane@example.com')
+    expect(response.status).toBe(400)
+    expect(((await response.json()) as { code: string }).code).toBe('CUSTOMER_IDENTIFIER_PERSONAL_DATA')
+  })
+
+  it('deletes in the background after a 202: the data goes, then the identifier makes a fresh customer', async () => {
+    const client = randomUUID()
+    const { customerId } = (await (await createCustomer(client, 'leaving')).json()) as { customerId: string }
+    const onBehalf = asClient(client, { 'x-customer-idempotent-identifier': 'leaving' })
+    await post('/financial/accounts', { name: 'a' }, onBehalf)
+    await post('/financial/accounts', { name: 'b' }, onBehalf)
+    const accepted = await fetch(`${url}/customers/idempotent-identifier/leaving`, { method: 'DELETE', headers: asClient(client) })
+    expect(accepted.status).toBe(202)
+    const repeat = await fetch(`${url}/customers/idempotent-identifier/leaving`, { method: 'DELETE', headers: asClient(client) })
+    expect(repeat.status).toBe(202)
+    // The worker deletes in the background; the progress is readable until and after it is done.
+    let deletion: { state: string; deletedRows: Record<string, number> }
+    for (;;) {
+      deletion = (await (await fetch(`${url}/customers/${customerId}/deletion`, { headers: asClient(client) })).json()) as typeof deletion
+      if (deletion.state === 'done') break
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    expect(deletion.deletedRows).toMatchObject({ 'public.financial_accounts': 2, 'idempotency.customers': 1 })
+    const fresh = await createCustomer(client, 'leaving')
+    expect(fresh.status).toBe(201)
+    expect(((await fresh.json()) as { customerId: string }).customerId).not.toBe(customerId)
   })
 })
