@@ -18,6 +18,8 @@ import {
   latencyHeader,
   Load,
   loadAverage,
+  lockWaitCells,
+  lockWaitHeader,
   LockWaitSampler,
   printHeader,
   sleep,
@@ -210,13 +212,8 @@ function report(passes: Pass[]): void {
   console.log('\nHeavyweight lock waits seen by the sampler, by phase (any backend of the database)')
   console.log(
     table(
-      ['batch', 'phase', 'samples', 'with a waiter', 'longest ms', 'waiting backend', 'lock'],
-      passes.flatMap((p) =>
-        ['baseline', 'deletion'].map((phase) => {
-          const w = p.waits.get(phase)!
-          return [String(p.batchSize), phase, String(w.samples), String(w.samplesWithWaiter), fixed(w.longest?.ms ?? 0, 1), w.longest?.who ?? '-', w.longest?.lock ?? '-']
-        }),
-      ),
+      ['batch', 'phase', ...lockWaitHeader],
+      passes.flatMap((p) => ['baseline', 'deletion'].map((phase) => [String(p.batchSize), phase, ...lockWaitCells(p.waits.get(phase)!)])),
     ),
   )
 }

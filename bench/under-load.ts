@@ -206,6 +206,12 @@ export function latencyCells(phase: PhaseResult, baseline: PhaseResult): string[
 
 export const latencyHeader = ['n', 's', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'req/s x', 'p50 x', 'p99 x', 'max x']
 
+export const lockWaitHeader = ['samples', 'with a waiter', 'longest ms', 'waiting backend', 'lock']
+
+export function lockWaitCells(w: LockWaitSummary): string[] {
+  return [String(w.samples), String(w.samplesWithWaiter), fixed(w.longest?.ms ?? 0, 1), w.longest?.who ?? '-', w.longest?.lock ?? '-']
+}
+
 export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
     const timer = setTimeout(resolve, ms)

@@ -20,5 +20,7 @@ GRANT EXECUTE ON FUNCTION :"schema".claim_idempotency_key(text, text, bytea, boo
 -- also records its progress.
 GRANT SELECT, INSERT, UPDATE, DELETE ON :"schema".customers TO :"role";
 GRANT SELECT, INSERT, UPDATE ON :"schema".customer_deletions TO :"role";
+-- emit() inserts events; the relay reads and marks them; deletion and cleanup delete them.
+GRANT SELECT, INSERT, UPDATE, DELETE ON :"schema".outbox_events TO :"role";
 
 COMMIT;

@@ -6,6 +6,14 @@ interface ActiveClaim {
   tx: object
   scope: string
   key: string
+  customerId: string | null
+  /** How many events emit() has written for this claim so far. */
+  emitted: number
+}
+
+/** The innermost withIdempotency call on `tx` whose fn is running here, if any. */
+export function currentClaim(tx: object): ActiveClaim | undefined {
+  return (enclosing.getStore() ?? []).findLast((claim) => claim.tx === tx)
 }
 
 // The withIdempotency calls whose fn the current code runs inside, outermost first.
@@ -39,7 +47,7 @@ export class ClaimContext {
     this.depth = mine.length
     this.#tx = tx
     this.#stack = stack
-    this.#claim = { tx, scope: key.scope, key: key.key }
+    this.#claim = { tx, scope: key.scope, key: key.key, customerId: key.customerId, emitted: 0 }
   }
 
   /** Marks the call in flight until `work` settles, and runs `fn` inside as the enclosing call. */

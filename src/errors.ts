@@ -29,6 +29,8 @@ export const IdempotencyErrorCode = {
   REQUEST_INVALID: 'IDEMPOTENCY_REQUEST_INVALID',
   /** The handler returned (or failed with) something that is not a JSON value. Nothing is stored. */
   RESULT_INVALID: 'IDEMPOTENCY_RESULT_INVALID',
+  /** An event given to emit() is not storable: its payload is not JSON, or a field breaks the rules. */
+  EVENT_INVALID: 'OUTBOX_EVENT_INVALID',
   /** The library was called wrongly: no transaction, bad options. A bug in the caller. */
   USAGE: 'IDEMPOTENCY_USAGE',
   /** The key table or claim function is missing: run `migrate()` first. */
@@ -126,8 +128,12 @@ export class IdempotencyJsonError extends IdempotencyError {
   /** Where in the value the problem is, as a JSON pointer-like path (`$.items[2].price`). */
   readonly path: string
 
-  constructor(code: typeof IdempotencyErrorCode.REQUEST_INVALID | typeof IdempotencyErrorCode.RESULT_INVALID, path: string, problem: string) {
-    const what = code === IdempotencyErrorCode.REQUEST_INVALID ? 'request' : 'result'
+  constructor(
+    code: typeof IdempotencyErrorCode.REQUEST_INVALID | typeof IdempotencyErrorCode.RESULT_INVALID | typeof IdempotencyErrorCode.EVENT_INVALID,
+    path: string,
+    problem: string,
+  ) {
+    const what = { [IdempotencyErrorCode.REQUEST_INVALID]: 'request', [IdempotencyErrorCode.RESULT_INVALID]: 'result', [IdempotencyErrorCode.EVENT_INVALID]: 'event payload' }[code]
     super(code, code === IdempotencyErrorCode.REQUEST_INVALID ? 400 : 500, `The ${what} is not storable JSON at ${path}: ${problem}.`)
     this.path = path
   }

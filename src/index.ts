@@ -36,3 +36,5 @@ export { personalDataKind, type PersonalDataKind } from './customers/personal-da
 export { deleteCustomerData, getCustomerDeletion, type CustomerDeletion, type DeleteCustomerDataOptions } from './customers/deletion/delete-customer-data.ts'
 export type { RegisteredCustomerTable } from './customers/deletion/dependent-tables.ts'
 export { sweepExpiredKeys, type SweepOptions } from './sweep-expired-keys.ts'
+export { emit, type EmitOptions } from './outbox/emit.ts'
+export { withInbox, type InboxMessage } from './outbox/inbox.ts'

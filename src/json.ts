@@ -22,7 +22,7 @@ export type Jsonified<T> = unknown extends T
           ? { [K in keyof T as T[K] extends ((...args: never[]) => unknown) | symbol ? never : K]: Jsonified<T[K]> }
           : never
 
-type JsonErrorCode = typeof IdempotencyErrorCode.REQUEST_INVALID | typeof IdempotencyErrorCode.RESULT_INVALID
+type JsonErrorCode = typeof IdempotencyErrorCode.REQUEST_INVALID | typeof IdempotencyErrorCode.RESULT_INVALID | typeof IdempotencyErrorCode.EVENT_INVALID
 
 /**
  * Serializes `value` as JSON, refusing what `JSON.stringify` would silently change or drop and

@@ -10,9 +10,9 @@ import { useTestDatabase } from './support/test-database.ts'
 // A database nothing has migrated, so every way of migrating starts from zero.
 const database = useTestDatabase({ migrated: false })
 const psqlAvailable = await hasCommand('psql')
-const ALL_FILES = ['0001_idempotency_keys', '0002_customers']
-const ALL_VERSIONS = [1, 2]
-const LATEST = 2
+const ALL_FILES = ['0001_idempotency_keys', '0002_customers', '0003_outbox']
+const ALL_VERSIONS = [1, 2, 3]
+const LATEST = 3
 const sqlFile = (name: string) => fileURLToPath(new URL(`../sql/${name}`, import.meta.url))
 
 async function versionOf(db: Kysely<any>, schema: string): Promise<number[]> {

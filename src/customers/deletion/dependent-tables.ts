@@ -54,7 +54,7 @@ interface Hop {
 /**
  * Every table that holds a customer's rows: found from the database itself (foreign keys that
  * point at the customers table, followed transitively), the tables registered by the
- * application, and the library's own key table. Deepest first, so children go before parents.
+ * application, and the library's own key and outbox tables. Deepest first, so children go before parents.
  */
 export async function deletionTargets(db: Kysely<any>, schema = DEFAULT_SCHEMA, registered: RegisteredCustomerTable[] = []): Promise<DeletionTarget[]> {
   const root = { schema, table: 'customers', oid: await tableOid(db, schema, 'customers') }
@@ -74,7 +74,11 @@ export async function deletionTargets(db: Kysely<any>, schema = DEFAULT_SCHEMA, 
     }
     frontier = next
   }
-  for (const table of [{ schema, table: 'idempotency_keys', column: 'customer_id' }, ...registered]) {
+  const ownTables = [
+    { schema, table: 'idempotency_keys', column: 'customer_id' },
+    { schema, table: 'outbox_events', column: 'customer_id' },
+  ]
+  for (const table of [...ownTables, ...registered]) {
     targets.push(columnTarget(table.schema ?? 'public', table.table, table.column))
   }
   return targets.sort((a, b) => b.depth - a.depth)

@@ -1,0 +1,59 @@
+import { sql, type Transaction } from 'kysely'
+import { v4 as uuidv4, v5 as uuidv5, validate as isUuid } from 'uuid'
+import { currentClaim } from '../claim-context.ts'
+import { IdempotencyErrorCode, IdempotencyJsonError, IdempotencyUsageError } from '../errors.ts'
+import { toJsonText } from '../json.ts'
+import { checkOpaqueText } from '../key.ts'
+import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
+
+export interface EmitOptions {
+  /** The event's id. Default: derived from the enclosing idempotency key, else random. */
+  eventId?: string
+  /** Default: the customer id of the enclosing idempotency key. */
+  customerId?: string
+  /** Events with one ordering key are delivered in order. Default: the customer id. */
+  orderingKey?: string
+  schema?: string
+}
+
+// Event ids derived from idempotency keys are name-based UUIDs (v5) in this namespace.
+const EVENT_NAMESPACE = 'c3f4e2a8-5a53-4c1f-9b3e-7d7f1f0c2a11'
+
+const invalid = (message: string) => new IdempotencyJsonError(IdempotencyErrorCode.EVENT_INVALID, '$', message)
+
+/**
+ * Writes an event in the caller's transaction, alongside the business write and the key claim: a
+ * rollback leaves no event, a commit exactly one, and a replayed request (whose fn does not run)
+ * emits nothing new. Inside withIdempotency's fn, the event id is derived from the idempotency key
+ * and the event's position, so a retry of the same request emits the same id; consumers
+ * deduplicate on it. Returns the event id.
+ *
+ * @example
+ * ```ts
+ * await withIdempotency(tx, { scope, key, request: body, customerId }, async (tx) => {
+ *   const row = await tx.insertInto('ledger').values(entry).returningAll().executeTakeFirstOrThrow()
+ *   await emit(tx, 'deposit.accepted', { ledgerId: row.id, amount: row.amount })
+ *   return { status: 201, body: row }
+ * })
+ * ```
+ */
+export async function emit(tx: Transaction<any>, topic: string, payload: unknown, options: EmitOptions = {}): Promise<string> {
+  if ((tx as { isTransaction?: unknown } | null)?.isTransaction !== true) {
+    throw new IdempotencyUsageError('emit must run inside a transaction: pass the `tx` the business write uses.')
+  }
+  checkOpaqueText('event topic', topic, 255, invalid)
+  const payloadJson = toJsonText(payload, IdempotencyErrorCode.EVENT_INVALID)
+  const claim = currentClaim(tx)
+  const customerId = options.customerId ?? claim?.customerId ?? null
+  if (customerId !== null && !isUuid(customerId)) throw invalid('the customer id must be a UUID')
+  if (options.eventId !== undefined && !isUuid(options.eventId)) throw invalid('the event id must be a UUID')
+  const orderingKey = options.orderingKey ?? customerId
+  if (orderingKey !== null) checkOpaqueText('event ordering key', orderingKey, 255, invalid)
+  const eventId =
+    options.eventId ?? (claim ? uuidv5(`${claim.scope}\n${claim.key}\n${claim.emitted++}`, EVENT_NAMESPACE) : uuidv4())
+  await sql`
+    insert into ${sql.id(options.schema ?? DEFAULT_SCHEMA, 'outbox_events')} (event_id, topic, ordering_key, customer_id, payload)
+    values (${eventId}::uuid, ${topic}, ${orderingKey}, ${customerId}::uuid, ${payloadJson}::jsonb)
+    on conflict (event_id) do nothing`.execute(tx)
+  return eventId
+}

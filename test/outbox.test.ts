@@ -1,0 +1,254 @@
+import { spawn } from 'node:child_process'
+import { createConnection } from 'node:net'
+import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node'
+import { jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { sql } from 'kysely'
+import { PgBoss } from 'pg-boss'
+import { createClient } from 'redis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createCustomer, deleteCustomerData, emit, IdempotencyErrorCode, withIdempotency, withInbox } from '../src/index.ts'
+import { CUSTOMER_DELETION_QUEUE, requestCustomerDeletion } from '../src/jobs/index.ts'
+import { createOutboxRelay, natsJetStreamPublisher, pgBossPublisher, redisStreamsPublisher, type OutboxEvent, type Publisher } from '../src/outbox/index.ts'
+import { useTestDatabase } from './support/test-database.ts'
+
+const database = useTestDatabase({ maxConnections: 20 })
+// The brokers run on every developer machine and in CI. Elsewhere their tests are skipped, with a
+// line saying so; under CI=true they always run, so a missing broker fails the build.
+const redisUp = process.env.CI === 'true' || (await reachable(6379))
+const natsUp = process.env.CI === 'true' || (await reachable(4222))
+if (!redisUp || !natsUp) console.warn(`outbox tests: skipping the ${!redisUp ? 'Redis' : ''}${!redisUp && !natsUp ? ' and ' : ''}${!natsUp ? 'NATS' : ''} tests: no broker on 127.0.0.1`)
+const redis = createClient({ url: 'redis://127.0.0.1:6379' })
+let nats: NatsConnection
+let boss: PgBoss
+
+beforeAll(async () => {
+  if (redisUp) await redis.connect()
+  if (natsUp) nats = await natsConnect({ servers: '127.0.0.1:4222' })
+  boss = new PgBoss({ connectionString: database.url, max: 3 })
+  boss.on('error', () => {})
+  await boss.start()
+  await boss.createQueue(CUSTOMER_DELETION_QUEUE)
+  await sql`create table applied (event_id uuid primary key, customer_id uuid, seq int)`.execute(database.db)
+})
+afterAll(async () => {
+  await boss?.stop({ graceful: false })
+  await nats?.close()
+  if (redisUp) await redis.quit().catch(() => {})
+})
+
+/** Delete whatever earlier tests left pending, so each test's relay sees only its own events. */
+async function clearOutbox() {
+  await sql`delete from idempotency.outbox_events`.execute(database.db)
+}
+
+const pending = async () => (await sql<{ n: number }>`select count(*)::int as n from idempotency.outbox_events where status = 'pending'`.execute(database.db)).rows[0]!.n
+
+async function drain(relay: ReturnType<typeof createOutboxRelay>) {
+  for (let i = 0; i < 1000 && (await pending()) > 0; i++) await relay.runOnce()
+}
+
+describe('emit', () => {
+  it('writes the event with the transaction: a rollback leaves none, a commit exactly one', async () => {
+    const topic = `t-${randomUUID()}`
+    const rollback = new Error('rollback')
+    await expect(
+      database.db.transaction().execute(async (tx) => {
+        await emit(tx, topic, { n: 1 })
+        throw rollback
+      }),
+    ).rejects.toBe(rollback)
+    await database.db.transaction().execute((tx) => emit(tx, topic, { n: 2 }))
+    const { rows } = await sql<{ payload: unknown }>`select payload from idempotency.outbox_events where topic = ${topic}`.execute(database.db)
+    expect(rows).toEqual([{ payload: { n: 2 } }])
+  })
+
+  it("derives a stable id from the idempotency key, carries its customer, and emits nothing on replay", async () => {
+    const key = randomUUID()
+    const customerId = randomUUID()
+    const topic = `t-${randomUUID()}`
+    const ids: string[] = []
+    const attempt = (fail: boolean) =>
+      database.db.transaction().execute((tx) =>
+        withIdempotency(tx, { key, customerId }, async (tx) => {
+          ids.push(await emit(tx, topic, { step: 'a' }), await emit(tx, topic, { step: 'b' }))
+          if (fail) throw new Error('first attempt fails after emitting')
+          return 'ok'
+        }),
+      )
+    await expect(attempt(true)).rejects.toThrow()
+    await attempt(false)
+    await attempt(false) // a replay: fn does not run, nothing is emitted
+    expect(ids.slice(2)).toEqual(ids.slice(0, 2))
+    const { rows } = await sql<{ event_id: string; customer_id: string; ordering_key: string; created_at: Date }>`
+      select event_id, customer_id, ordering_key, created_at from idempotency.outbox_events where topic = ${topic} order by id`.execute(database.db)
+    expect(rows.map((r) => r.event_id)).toEqual(ids.slice(0, 2))
+    expect(rows.every((r) => r.customer_id === customerId && r.ordering_key === customerId && r.created_at instanceof Date)).toBe(true)
+  })
+
+  it('refuses a payload that is not JSON and a topic that breaks the rules', async () => {
+    await expect(database.db.transaction().execute((tx) => emit(tx, 't', { n: 1n }))).rejects.toMatchObject({ code: IdempotencyErrorCode.EVENT_INVALID })
+    await expect(database.db.transaction().execute((tx) => emit(tx, '', {}))).rejects.toMatchObject({ code: IdempotencyErrorCode.EVENT_INVALID })
+  })
+})
+
+describe('the relay', () => {
+  it('delivers to pg-boss queues in the same database, once per event id', async () => {
+    await clearOutbox()
+    const queue = `q-${randomUUID()}`
+    await boss.createQueue(queue)
+    const ids: string[] = []
+    for (let i = 0; i < 5; i++) ids.push(await database.db.transaction().execute((tx) => emit(tx, queue, { i })))
+    const relay = createOutboxRelay({ db: database.db, publishers: { '*': pgBossPublisher(boss) } })
+    await drain(relay)
+    // Publishing an event again (a redelivery) makes no second job.
+    const event = { eventId: ids[0]!, topic: queue, orderingKey: null, customerId: null, payload: { i: 0 }, createdAt: new Date(), attempts: 0 }
+    await pgBossPublisher(boss).publish(event)
+    const { rows } = await sql<{ id: string }>`select id::text from pgboss.job where name = ${queue} order by id`.execute(database.db)
+    expect(rows.map((r) => r.id).sort()).toEqual([...ids].sort())
+  })
+
+  it.skipIf(!redisUp)('delivers to a Redis stream in order per customer, many customers interleaved', async () => {
+    await clearOutbox()
+    const stream = `pgidem-test-${randomUUID()}`
+    const customers = Array.from({ length: 5 }, () => randomUUID())
+    await Promise.all(
+      customers.map(async (customerId) => {
+        for (let seq = 0; seq < 20; seq++) await database.db.transaction().execute((tx) => emit(tx, 'deposit.accepted', { seq }, { customerId }))
+      }),
+    )
+    const relay = createOutboxRelay({ db: database.db, publishers: { '*': redisStreamsPublisher(redis, { stream: () => stream }) } })
+    await drain(relay)
+    const entries = (await redis.xRange(stream, '-', '+')) ?? []
+    expect(entries).toHaveLength(100)
+    for (const customerId of customers) {
+      const seqs = entries.filter((e) => e.message.customer_id === customerId).map((e) => (JSON.parse(e.message.payload!) as { seq: number }).seq)
+      expect(seqs).toEqual(Array.from({ length: 20 }, (_, i) => i))
+    }
+    await redis.del(stream)
+  })
+
+  it.skipIf(!natsUp)('delivers to NATS JetStream, which drops a redelivered event id', async () => {
+    await clearOutbox()
+    const name = `pgidem_${randomUUID().replaceAll('-', '')}`
+    const jsm = await jetstreamManager(nats)
+    await jsm.streams.add({ name, subjects: [`${name}.>`] })
+    try {
+      const js = jetstream(nats)
+      for (let i = 0; i < 10; i++) await database.db.transaction().execute((tx) => emit(tx, `${name}.deposit`, { i }))
+      const publisher = natsJetStreamPublisher(js)
+      const relay = createOutboxRelay({ db: database.db, publishers: { '*': publisher } })
+      await drain(relay)
+      const { rows } = await sql<OutboxEvent & { event_id: string }>`select event_id from idempotency.outbox_events where topic = ${`${name}.deposit`} limit 1`.execute(database.db)
+      await publisher.publish({ eventId: rows[0]!.event_id, topic: `${name}.deposit`, orderingKey: null, customerId: null, payload: {}, createdAt: new Date(), attempts: 0 })
+      expect((await jsm.streams.info(name)).state.messages).toBe(10)
+    } finally {
+      await jsm.streams.delete(name)
+    }
+  })
+
+  it('retries with backoff, sets an event aside as dead after maxAttempts, and then lets its key move on', async () => {
+    await clearOutbox()
+    const customerId = randomUUID()
+    await database.db.transaction().execute((tx) => emit(tx, 'poison', { n: 1 }, { customerId }))
+    await database.db.transaction().execute((tx) => emit(tx, 'fine', { n: 2 }, { customerId }))
+    const delivered: string[] = []
+    const publishers: Record<string, Publisher> = {
+      poison: { publish: async () => Promise.reject(new Error('broker says no')) },
+      fine: { publish: async (event) => void delivered.push(event.topic) },
+    }
+    const relay = createOutboxRelay({ db: database.db, publishers, maxAttempts: 3, backoff: 1, maxBackoff: 1 })
+    const first = await relay.runOnce()
+    expect(first).toEqual({ delivered: 0, failed: 1, dead: 0 })
+    // The later event of the same customer waits behind the failing one.
+    expect(delivered).toEqual([])
+    const { rows } = await sql<{ attempts: number; later: boolean }>`
+      select attempts, next_attempt_at > now() - interval '1 second' as later from idempotency.outbox_events where topic = 'poison'`.execute(database.db)
+    expect(rows).toEqual([{ attempts: 1, later: true }])
+    for (let i = 0; i < 20 && delivered.length === 0; i++) {
+      await relay.runOnce()
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    const { rows: states } = await sql<{ topic: string; status: string; attempts: number }>`
+      select topic, status, attempts from idempotency.outbox_events order by id`.execute(database.db)
+    expect(states).toEqual([
+      { topic: 'poison', status: 'dead', attempts: 3 },
+      { topic: 'fine', status: 'delivered', attempts: 0 },
+    ])
+  })
+
+  it.skipIf(!redisUp)('loses nothing when the relay is killed between publish and acknowledgement; the inbox applies each event once', async () => {
+    await clearOutbox()
+    const stream = `pgidem-crash-${randomUUID()}`
+    const customers = Array.from({ length: 4 }, () => randomUUID())
+    for (let seq = 0; seq < 50; seq++) {
+      await database.db.transaction().execute((tx) => emit(tx, 'deposit.accepted', { seq }, { customerId: customers[seq % 4]! }))
+    }
+    // The child publishes 3 events of its batch, then hangs before it marks them delivered.
+    const child = spawn(process.execPath, [new URL('./support/relay-child.ts', import.meta.url).pathname, database.url, stream, '3'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    await once(child.stdout!, 'data')
+    child.kill('SIGKILL')
+    await once(child, 'exit')
+    expect(await redis.xLen(stream)).toBe(3)
+    expect(await pending()).toBe(50)
+
+    const relay = createOutboxRelay({ db: database.db, publishers: { '*': redisStreamsPublisher(redis, { stream: () => stream }) } })
+    await drain(relay)
+    const entries = (await redis.xRange(stream, '-', '+')) ?? []
+    expect(entries.length).toBeGreaterThanOrEqual(50)
+    // The consumer applies through the inbox: every event once, the redeliveries reported.
+    let duplicates = 0
+    for (const entry of entries) {
+      const { duplicate } = await database.db.transaction().execute((tx) =>
+        withInbox(tx, { source: stream, messageId: entry.message.event_id! }, async (tx) => {
+          await sql`insert into applied (event_id, customer_id, seq) values (${entry.message.event_id}::uuid, ${entry.message.customer_id}::uuid, ${(JSON.parse(entry.message.payload!) as { seq: number }).seq})`.execute(tx)
+          return null
+        }),
+      )
+      if (duplicate) duplicates++
+    }
+    expect(duplicates).toBe(entries.length - 50)
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from applied where customer_id = any(${customers}::uuid[])`.execute(database.db)
+    expect(rows[0]!.n).toBe(50)
+    await redis.del(stream)
+  })
+})
+
+describe('withInbox', () => {
+  it('applies concurrent redeliveries of one message once', async () => {
+    const messageId = randomUUID()
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        database.db.transaction().execute((tx) =>
+          withInbox(tx, { source: 'race', messageId }, async (tx) => {
+            await sql`insert into applied (event_id) values (${messageId}::uuid)`.execute(tx)
+            return 'applied'
+          }),
+        ),
+      ),
+    )
+    expect(results.filter((r) => !r.duplicate)).toHaveLength(1)
+    expect(results.every((r) => r.value === 'applied')).toBe(true)
+  })
+})
+
+describe('customer deletion', () => {
+  it("removes the customer's events", async () => {
+    const clientId = randomUUID()
+    const { customer } = await database.db.transaction().execute((tx) => createCustomer(tx, { clientId, idempotentIdentifier: 'evented' }))
+    for (let i = 0; i < 3; i++) await database.db.transaction().execute((tx) => emit(tx, 'x', { i }, { customerId: customer.customerId }))
+    await requestCustomerDeletion(database.db, boss, { clientId, customerId: customer.customerId })
+    const done = await deleteCustomerData(database.db, customer.customerId)
+    expect(done.deletedRows['idempotency.outbox_events']).toBe(3)
+  })
+})
+
+function reachable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ port, host: '127.0.0.1' })
+    socket.once('connect', () => (socket.destroy(), resolve(true)))
+    socket.once('error', () => resolve(false))
+    socket.setTimeout(1000, () => (socket.destroy(), resolve(false)))
+  })
+}
