@@ -4,6 +4,7 @@ import { PgBoss } from 'pg-boss'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCustomer, getCustomerDeletion, sweepExpiredKeys, withIdempotency } from '../src/index.ts'
 import { registerJobs, requestCustomerDeletion, SWEEP_QUEUE } from '../src/jobs/index.ts'
+import { Latch } from './support/concurrency.ts'
 import { useTestDatabase } from './support/test-database.ts'
 
 const database = useTestDatabase({ maxConnections: 20 })
@@ -42,20 +43,16 @@ describe('sweepExpiredKeys', () => {
   it('skips a key another transaction holds instead of waiting for it, and never blocks a live claim', async () => {
     const scope = randomUUID()
     await expiredKeys(10, scope)
-    let release!: () => void
-    const released = new Promise<void>((resolve) => (release = resolve))
-    let locked!: () => void
-    const lockedNow = new Promise<void>((resolve) => (locked = resolve))
     // A claim in progress holds one expired row (it is replacing it).
+    const latch = new Latch()
     const holder = database.db.transaction().execute(async (tx) => {
       await sql`select 1 from idempotency.idempotency_keys where scope = ${scope} and key like 'k1-%' for update`.execute(tx)
-      locked()
-      await released
+      await latch.hold()
     })
-    await lockedNow
+    await latch.entered
     expect(await sweepExpiredKeys(database.db, { batchSize: 3 })).toBeGreaterThanOrEqual(9)
     expect(await keysIn(scope)).toBe(1)
-    release()
+    latch.release()
     await holder
     expect(await sweepExpiredKeys(database.db)).toBeGreaterThanOrEqual(1)
     expect(await keysIn(scope)).toBe(0)

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { sql, type IsolationLevel } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { IdempotencyError, IdempotencyErrorCode, withIdempotency, type IdempotencyOutcome, type WithIdempotencyOptions } from '../src/index.ts'
-import { barrier, lockWatcher } from './support/concurrency.ts'
+import { barrier, Latch, lockWatcher } from './support/concurrency.ts'
 import { countEntries, countKeys, createLedger, insertEntry, type LedgerDatabase } from './support/ledger.ts'
 import { useTestDatabase } from './support/test-database.ts'
 
@@ -72,6 +72,16 @@ async function race({ isolation, options = {}, whileHolding, failOnRun }: Race) 
       )
   const results = await Promise.all(Array.from({ length: RACERS }, attempt))
   return { account, key, results, runs: () => runs }
+}
+
+/** A first call on `key` that holds the key until the latch is released, then returns 'first'. */
+function holdKey(key: string, latch: Latch) {
+  return database.db.transaction().execute((tx) =>
+    withIdempotency(tx, key, async () => {
+      await latch.hold()
+      return 'first'
+    }),
+  )
 }
 
 const errorsOf = (results: Result[]) => results.flatMap((r) => ('error' in r ? [r.error] : []))
@@ -152,21 +162,12 @@ describe.each<IsolationLevel>(['read committed', 'repeatable read', 'serializabl
 
 it('bounds the wait: a waiter gives up with IDEMPOTENCY_KEY_IN_PROGRESS after waitTimeout', async () => {
   const key = randomUUID()
-  let releaseHolder!: () => void
-  const held = new Promise<void>((resolve) => (releaseHolder = resolve))
-  let holding!: () => void
-  const holdingNow = new Promise<void>((resolve) => (holding = resolve))
-  const holder = database.db.transaction().execute((tx) =>
-    withIdempotency(tx, key, async () => {
-      holding()
-      await held
-      return 'first'
-    }),
-  )
-  await holdingNow
+  const latch = new Latch()
+  const holder = holdKey(key, latch)
+  await latch.entered
   const waiter = database.db.transaction().execute((tx) => withIdempotency(tx, key, async () => 'second', { waitTimeout: '100ms' }))
   await expect(waiter).rejects.toMatchObject({ code: IdempotencyErrorCode.KEY_IN_PROGRESS, retryable: true })
-  releaseHolder()
+  latch.release()
   await expect(holder).resolves.toMatchObject({ value: 'first', replayed: false })
   const later = await database.db.transaction().execute((tx) => withIdempotency(tx, key, async () => 'third'))
   expect(later).toMatchObject({ value: 'first', replayed: true })
@@ -205,45 +206,32 @@ describe('every wait is bounded', () => {
     const key = randomUUID()
     await database.db.transaction().execute((tx) => withIdempotency(tx, key, async () => 'old'))
     await sql`update idempotency.idempotency_keys set expires_at = now() - interval '1 second' where key = ${key}`.execute(database.db)
-    let release!: () => void
-    const released = new Promise<void>((resolve) => (release = resolve))
-    let locked!: () => void
-    const lockedNow = new Promise<void>((resolve) => (locked = resolve))
     // A sweep's batch holds the expired row.
+    const latch = new Latch()
     const sweep = database.db.transaction().execute(async (tx) => {
       await sql`select 1 from idempotency.idempotency_keys where key = ${key} for update`.execute(tx)
-      locked()
-      await released
+      await latch.hold()
     })
-    await lockedNow
+    await latch.entered
     const attempt = database.db.transaction().execute((tx) =>
       withIdempotency(tx, key, async () => 'new', { onConcurrent: 'reject', waitTimeout: '200ms' }),
     )
     await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.KEY_IN_PROGRESS })
-    release()
+    latch.release()
     await sweep
   })
 
   it("turns the caller's statement_timeout during a wait into IDEMPOTENCY_KEY_IN_PROGRESS", async () => {
     const key = randomUUID()
-    let release!: () => void
-    const released = new Promise<void>((resolve) => (release = resolve))
-    let holding!: () => void
-    const holdingNow = new Promise<void>((resolve) => (holding = resolve))
-    const holder = database.db.transaction().execute((tx) =>
-      withIdempotency(tx, key, async () => {
-        holding()
-        await released
-        return 'first'
-      }),
-    )
-    await holdingNow
+    const latch = new Latch()
+    const holder = holdKey(key, latch)
+    await latch.entered
     const waiter = database.db.transaction().execute(async (tx) => {
       await sql`set local statement_timeout = '150ms'`.execute(tx)
       return withIdempotency(tx, key, async () => 'second', { waitTimeout: '30s' })
     })
     await expect(waiter).rejects.toMatchObject({ code: IdempotencyErrorCode.KEY_IN_PROGRESS, retryable: true })
-    release()
+    latch.release()
     await expect(holder).resolves.toMatchObject({ value: 'first' })
   })
 })

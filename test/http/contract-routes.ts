@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
 import type { HandlerResult, IdempotencyPolicy } from '../../src/http/index.ts'
+import type { Latch } from '../support/concurrency.ts'
 
 /** A route of the contract app, independent of the framework. */
 export interface ContractRoute {
@@ -9,21 +10,6 @@ export interface ContractRoute {
   /** Undefined for a plain framework route that the middleware never sees. */
   handler?: (context: { tx: Transaction<any>; body: any; key: string | undefined }) => Promise<HandlerResult>
   plain?: (db: Kysely<any>) => Promise<unknown>
-}
-
-/** Lets a test hold a handler mid-transaction, to race a twin against it. */
-export class Latch {
-  #release: (() => void) | undefined
-  #entered: (() => void) | undefined
-  entered = new Promise<void>((resolve) => (this.#entered = resolve))
-  #gate = new Promise<void>((resolve) => (this.#release = resolve))
-  async hold(): Promise<void> {
-    this.#entered?.()
-    await this.#gate
-  }
-  release(): void {
-    this.#release?.()
-  }
 }
 
 export const counters = { boom: 0, rejected: 0, declined: 0 }

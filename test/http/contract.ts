@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { useTestDatabase } from '../support/test-database.ts'
-import { counters, createItemsTable, Latch, latches } from './contract-routes.ts'
+import { Latch } from '../support/concurrency.ts'
+import { counters, createItemsTable, latches } from './contract-routes.ts'
 import type { RunningServer, StartServer } from './servers.ts'
 
 /**

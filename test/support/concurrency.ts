@@ -1,5 +1,24 @@
 import pg from 'pg'
 
+/**
+ * Holds a transaction mid-way, to race others against it: the holder calls `hold()`, the test
+ * awaits `entered`, does its racing, then calls `release()`.
+ */
+export class Latch {
+  #release: (() => void) | undefined
+  #entered: (() => void) | undefined
+  entered = new Promise<void>((resolve) => (this.#entered = resolve))
+  #gate = new Promise<void>((resolve) => (this.#release = resolve))
+  async hold(): Promise<void> {
+    this.#entered?.()
+    await this.#gate
+  }
+  release(): void {
+    this.#release?.()
+  }
+}
+
+
 /** Resolves once `parties` callers have arrived; each caller awaits `arrive()`. */
 export function barrier(parties: number): { arrive(): Promise<void> } {
   let arrived = 0
