@@ -1,12 +1,12 @@
 // node bench/deletion.ts: deleting a million-row customer while other customers keep writing.
 //
-// Three application tables lead to the customers table by foreign keys, one of them two hops
-// away: accounts -> customers, transactions -> accounts, transaction_notes -> transactions. One
+// Three application tables lead to the customers table by foreign keys, two of them through
+// another: accounts -> customers, transactions -> accounts, transaction_notes -> transactions. One
 // customer holds BENCH_ROWS rows (default 1,000,000: 1% accounts, 33% transactions, 66% notes),
-// 50 others a few each. For each batch size (BENCH_BATCH_SIZES, default 1000,5000) a big customer
-// is seeded, WRITERS loops insert rows for the other customers, a few seconds of baseline are
+// 50 others a few each. For each batch size (BENCH_BATCH_SIZES, default 1000) a big customer is
+// seeded, WRITERS loops insert rows for the other customers, a few seconds of baseline are
 // measured, then deleteCustomerData removes the big customer while the writers go on.
-// The default run takes about 3 minutes on 2 CPUs.
+// The default run takes about 2.5 minutes on 2 CPUs; BENCH_BATCH_SIZES=1000,5000 about 4.5.
 import { randomInt } from 'node:crypto'
 import { sql, type Kysely } from 'kysely'
 import pg from 'pg'
@@ -29,12 +29,13 @@ import {
 } from './under-load.ts'
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000)
-const BATCH_SIZES = (process.env.BENCH_BATCH_SIZES ?? '1000,5000').split(',').map(Number)
+const BATCH_SIZES = (process.env.BENCH_BATCH_SIZES ?? '1000').split(',').map(Number)
 const WRITERS = 4
 const OTHER_CUSTOMERS = 50
 const WARMUP_SECONDS = 1
 const BASELINE_SECONDS = 5
 const SAMPLE_MS = 50
+const PROGRESS_MS = 250
 // Per account of the big customer: 33 transactions with 2 notes each, 100 rows in all.
 const BIG = { accounts: Math.round(ROWS / 100), transactions: 33, notes: 2 }
 // Per other customer: 4 accounts, 10 transactions each with 1 note, 84 rows.
@@ -46,6 +47,7 @@ interface Pass {
   seedSeconds: number
   deletionSeconds: number
   deletion: CustomerDeletion
+  tables: TableTime[]
   writes: Map<string, PhaseResult>
   waits: Map<string, LockWaitSummary>
   verified: string
@@ -104,17 +106,20 @@ await withBenchDatabase('pgidem_bench_deletion', async (url, origin, signal) => 
         load.phase('deletion')
         sampler.phase('deletion')
         const start = performance.now()
-        const deletion = await deleteCustomerData(deleter, big!, { batchSize })
-        return { deletion, deletionSeconds: (performance.now() - start) / 1000 }
+        const run = deleteCustomerData(deleter, big!, { batchSize })
+        const progress = watchProgress(setup, big!, start, run)
+        const deletion = await run
+        const deletionSeconds = (performance.now() - start) / 1000
+        return { deletion, deletionSeconds, tables: tableTimes(await progress, deletion, deletionSeconds) }
       }
-      const { deletion, deletionSeconds } = await measure().catch(async (error: unknown) => {
+      const { deletion, deletionSeconds, tables } = await measure().catch(async (error: unknown) => {
         // Stop the writers even when the deletion failed, so the database can be dropped.
         await Promise.allSettled([load.stop(), sampler.stop()])
         throw error
       })
       const [writes, waits] = await Promise.all([load.stop(), sampler.stop()])
       const verified = await verify(setup, big!, deletion, others, rowsOf(SMALL) * OTHER_CUSTOMERS + 3 * written)
-      passes.push({ batchSize, seedSeconds, deletionSeconds, deletion, writes, waits, verified })
+      passes.push({ batchSize, seedSeconds, deletionSeconds, deletion, tables, writes, waits, verified })
       // The next pass starts from a vacuumed table, as this one did, not from a million dead rows.
       if (batchSize !== BATCH_SIZES.at(-1)) await sql`vacuum analyze accounts, transactions, transaction_notes`.execute(setup)
     }
@@ -150,6 +155,54 @@ async function seed(db: Kysely<any>, customerId: string, shape: typeof BIG): Pro
     with a as (insert into accounts (customer_id) select ${customerId}::uuid from generate_series(1, ${shape.accounts}) returning id),
          t as (insert into transactions (account_id, amount) select a.id, g from a, generate_series(1, ${shape.transactions}) g returning id)
     insert into transaction_notes (transaction_id, note) select t.id, 'note ' || n from t, generate_series(1, ${shape.notes}) n`.execute(db)
+}
+
+interface Progress {
+  seconds: number
+  rows: Record<string, number>
+}
+
+/** The deletion's progress record, read every PROGRESS_MS until the deletion ends. */
+async function watchProgress(db: Kysely<any>, customerId: string, start: number, run: Promise<unknown>): Promise<Progress[]> {
+  let running = true
+  const stop = () => (running = false)
+  run.then(stop, stop)
+  const samples: Progress[] = []
+  while (running) {
+    const { rows } = await sql<{ deleted_rows: Record<string, number> }>`
+      select deleted_rows from idempotency.customer_deletions where customer_id = ${customerId}::uuid`.execute(db)
+    samples.push({ seconds: (performance.now() - start) / 1000, rows: rows[0]?.deleted_rows ?? {} })
+    await sleep(PROGRESS_MS)
+  }
+  return samples
+}
+
+interface TableTime {
+  table: string
+  rows: number
+  seconds: number
+  /** Rows per second over the table's first and last tenth of rows: a batch that slows as the table empties shows here. */
+  firstTenth: number
+  lastTenth: number
+}
+
+/**
+ * The tables are emptied one after another, deepest first; each counts as done when its progress
+ * first reached its final count (to within PROGRESS_MS), and its time runs from the previous one's.
+ */
+function tableTimes(samples: Progress[], deletion: CustomerDeletion, totalSeconds: number): TableTime[] {
+  const reached = (table: string, rows: number) => samples.find((s) => Number(s.rows[table] ?? 0) >= rows)?.seconds ?? totalSeconds
+  const tables = Object.entries(deletion.deletedRows)
+    .filter(([table]) => table.startsWith('public.'))
+    .map(([table, rows]) => ({ table, rows, done: reached(table, rows) }))
+    .sort((a, b) => a.done - b.done)
+  let previous = 0
+  return tables.map(({ table, rows, done }) => {
+    const tenth = rows / 10
+    const time = { table, rows, seconds: done - previous, firstTenth: tenth / (reached(table, tenth) - previous), lastTenth: tenth / (done - reached(table, rows - tenth)) }
+    previous = done
+    return time
+  })
 }
 
 /** The big customer and all its rows are gone, each counted once; the others have every row. */
@@ -200,6 +253,18 @@ function report(passes: Pass[]): void {
           Math.ceil((BIG.accounts * BIG.transactions * BIG.notes) / p.batchSize) + 1
         return [String(p.batchSize), String(rows), fixed(p.seedSeconds, 1), fixed(p.deletionSeconds, 1), fixed(rows / p.deletionSeconds, 0), `~${batches}`]
       }),
+    ),
+  )
+  console.log(`\nDeletion by table, deepest first (progress record read every ${PROGRESS_MS} ms; tenths shown for tables that took 5 s or more)`)
+  console.log(
+    table(
+      ['batch', 'table', 'rows', 's', 'rows/s', 'first 10% rows/s', 'last 10% rows/s'],
+      passes.flatMap((p) =>
+        p.tables.map((t) => {
+          const tenths = t.seconds >= 5 ? [fixed(t.firstTenth, 0), fixed(t.lastTenth, 0)] : ['-', '-']
+          return [String(p.batchSize), t.table, String(t.rows), fixed(t.seconds, 1), fixed(t.rows / t.seconds, 0), ...tenths]
+        }),
+      ),
     ),
   )
   console.log("\nOther customers' writes (3 inserts, one transaction each), by phase")
