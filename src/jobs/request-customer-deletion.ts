@@ -1,11 +1,10 @@
-import type { Kysely, Transaction } from 'kysely'
+import { sql, type Kysely, type Transaction } from 'kysely'
 import { fromKysely, type PgBoss } from 'pg-boss'
-import { sql } from 'kysely'
+import { validate as isUuid } from 'uuid'
 import { toCustomer, validateClientId, validateIdentifier } from '../customers/customer.ts'
-import { customerTables, run, selectCustomer } from '../customers/customer-store.ts'
+import { customerTables, run, selectCustomer, type CustomerReference } from '../customers/customer-store.ts'
 import { CustomerNotFoundError, CustomerReferenceError } from '../errors.ts'
 import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
-import { validate as isUuid } from 'uuid'
 import { CUSTOMER_DELETION_QUEUE, type CustomerDeletionJob } from './queues.ts'
 
 export type CustomerDeletionRequest = { clientId: string; schema?: string } & ({ idempotentIdentifier: string } | { customerId: string })
@@ -29,7 +28,7 @@ export interface CustomerDeletionAccepted {
 export async function requestCustomerDeletion(db: Kysely<any>, boss: PgBoss, request: CustomerDeletionRequest): Promise<CustomerDeletionAccepted> {
   const schema = request.schema ?? DEFAULT_SCHEMA
   const clientId = validateClientId(request.clientId)
-  let reference
+  let reference: CustomerReference
   if ('customerId' in request) {
     if (!isUuid(request.customerId)) throw new CustomerReferenceError('The customer id must be a UUID.')
     reference = { clientId, customerId: request.customerId }
