@@ -68,7 +68,8 @@ export async function deleteCustomerData(db: Kysely<any>, customerId: string, op
 
   const targets = await deletionTargets(db, schema, options.tables)
   for (let pass = 1; ; pass++) {
-    for (const target of targets) await deleteInBatches(db, schema, customerId, target, batchSize, options.signal)
+    for (const branch of branchesOf(targets)) await deleteBranch(db, schema, customerId, branch, batchSize, options.signal)
+    for (const target of targets.filter((t) => t.branch === undefined)) await deleteInBatches(db, schema, customerId, target, batchSize, options.signal)
     options.signal?.throwIfAborted()
     try {
       if (await finish(db, schema, customerId, targets)) break
@@ -80,21 +81,74 @@ export async function deleteCustomerData(db: Kysely<any>, customerId: string, op
   return (await getCustomerDeletion(db, customerId, { schema }))!
 }
 
+/** The tables found through foreign keys, grouped by the table that references the customer: deepest first in each. */
+function branchesOf(targets: DeletionTarget[]): DeletionTarget[][] {
+  const branches = new Map<string, DeletionTarget[]>()
+  for (const target of targets) {
+    if (target.branch !== undefined) branches.set(target.branch, [...(branches.get(target.branch) ?? []), target])
+  }
+  return [...branches.values()]
+}
+
 /**
- * Deletes one table's rows of the customer, a batch per transaction, until a batch comes back
- * short. Rows another transaction holds are skipped here; the final transaction waits for them.
+ * Deletes a branch subtree by subtree: a chunk of the customer's rows in the branch table, then
+ * everything below them (deepest first), then the chunk itself. Each batch's join then only walks
+ * the chunk's own subtree, so batches cost the same at the end of a big customer as at the start.
  */
-async function deleteInBatches(db: Kysely<any>, schema: string, customerId: string, target: DeletionTarget, batchSize: number, signal: AbortSignal | undefined) {
+async function deleteBranch(db: Kysely<any>, schema: string, customerId: string, branch: DeletionTarget[], batchSize: number, signal: AbortSignal | undefined) {
+  const top = branch[branch.length - 1]!
+  const chunkSize = Math.max(1, Math.floor(batchSize / 10))
+  // As many chunks as the branch had rows when it started: rows the application adds meanwhile
+  // are left to the final transaction, so a steady writer cannot keep this loop going.
+  const { rows: counted } = await sql<{ n: number }>`select count(*)::int as n from (${top.select(customerId, null, 'none')}) as s`.execute(db)
+  for (let chunks = Math.ceil(counted[0]!.n / chunkSize) + 1; chunks > 0; chunks--) {
+    signal?.throwIfAborted()
+    const { rows } = await sql<{ ctid: string }>`${top.select(customerId, chunkSize, 'none')}`.execute(db)
+    if (rows.length === 0) return
+    const chunk = rows.map((row) => row.ctid)
+    let removed = 0
+    for (const target of branch) removed = await deleteInBatches(db, schema, customerId, target, batchSize, signal, chunk)
+    // Rows another transaction holds (or that gained a child meanwhile) stay for the final
+    // transaction, which waits for them; going round again would find the same chunk.
+    if (removed === 0) return
+  }
+}
+
+/**
+ * Deletes one table's rows of the customer (or of a chunk of its branch), a batch per transaction,
+ * until a batch comes back short; returns how many it deleted. Rows another transaction holds are
+ * skipped here; the final transaction waits for them.
+ */
+async function deleteInBatches(
+  db: Kysely<any>,
+  schema: string,
+  customerId: string,
+  target: DeletionTarget,
+  batchSize: number,
+  signal: AbortSignal | undefined,
+  within?: string[],
+): Promise<number> {
+  let total = 0
   for (;;) {
     signal?.throwIfAborted()
-    const deleted = await db.transaction().execute(async (tx) => {
-      const { numAffectedRows } = await sql`
-        delete from ${target.table} where ctid = any(array(${target.select(customerId, batchSize, 'skip locked')}))`.execute(tx)
-      const count = Number(numAffectedRows ?? 0n)
-      if (count > 0) await addProgress(tx, schema, customerId, target.label, count)
-      return count
-    })
-    if (deleted < batchSize) return
+    const deleted = await db
+      .transaction()
+      .execute(async (tx) => {
+        const { numAffectedRows } = await sql`
+          delete from ${target.table} where ctid = any(array(${target.select(customerId, batchSize, 'skip locked', within)}))`.execute(tx)
+        const count = Number(numAffectedRows ?? 0n)
+        if (count > 0) await addProgress(tx, schema, customerId, target.label, count)
+        return count
+      })
+      .catch((error: unknown) => {
+        // A child row arrived under a row of this batch, or another run of the job deleting the
+        // same rows made this batch a deadlock victim: leave the rows for the final transaction.
+        const state = sqlStateOf(error)
+        if (state === SqlState.FOREIGN_KEY_VIOLATION || state === SqlState.DEADLOCK_DETECTED) return 0
+        throw error
+      })
+    total += deleted
+    if (deleted < batchSize) return total
   }
 }
 

@@ -25,10 +25,16 @@ export interface DeletionTarget {
   /** How many foreign keys lie between it and the customers table; deeper tables go first. */
   depth: number
   /**
-   * The ctids of up to `limit` of the customer's rows (`null`: all), locked for the delete
-   * (`'skip locked'` passes over rows another transaction holds), or not locked at all.
+   * For tables found through foreign keys: the `schema.table` that references the customers table
+   * directly on the way (the root of the subtree the rows hang from).
    */
-  select(customerId: string, limit: number | null, lock: RowLock): RawBuilder<unknown>
+  branch: string | undefined
+  /**
+   * The ctids of up to `limit` of the customer's rows (`null`: all), locked for the delete
+   * (`'skip locked'` passes over rows another transaction holds), or not locked at all; with
+   * `within`, only rows below those rows of the branch table.
+   */
+  select(customerId: string, limit: number | null, lock: RowLock, within?: string[]): RawBuilder<unknown>
   /** The table itself, for the DELETE. */
   table: RawBuilder<unknown>
 }
@@ -101,12 +107,14 @@ function foreignKeyTarget(root: { schema: string; table: string }, hops: Hop[]):
   return {
     label: `${last.schema}.${last.table}`,
     depth: hops.length,
+    branch: `${first.schema}.${first.table}`,
     table: sql`${sql.id(last.schema, last.table)}`,
-    select: (customerId, limit, lock) => sql`
+    select: (customerId, limit, lock, within) => sql`
       select ${target}.ctid from ${sql.id(last.schema, last.table)} as ${target}
       ${sql.join(joins, sql` `)}
       join ${sql.id(root.schema, root.table)} as c on ${equalities(alias(0), first.columns, sql.id('c'), first.parentColumns)}
       where c.customer_id = ${customerId}::uuid
+      ${within === undefined ? sql`` : sql`and ${alias(0)}.ctid = any(${within}::tid[])`}
       ${limit === null ? sql`` : sql`limit ${limit}`}
       ${lockClause(lock, target)}`,
   }
@@ -116,6 +124,7 @@ function columnTarget(schema: string, table: string, column: string): DeletionTa
   return {
     label: `${schema}.${table}`,
     depth: 1,
+    branch: undefined,
     table: sql`${sql.id(schema, table)}`,
     select: (customerId, limit, lock) => sql`
       select ctid from ${sql.id(schema, table)} where ${sql.id(column)} = ${customerId}::uuid
