@@ -97,6 +97,31 @@ describe('requestCustomerDeletion', () => {
 })
 
 describe('deleteCustomerData', () => {
+  it("never touches another customer's row in another partition (a ctid is unique only within one)", async () => {
+    await sql`
+      create table events_by_year (customer_id uuid not null, year int not null, note text) partition by list (year);
+      create table events_2024 partition of events_by_year for values in (2024);
+      create table events_2025 partition of events_by_year for values in (2025);
+      create table replies (id bigserial primary key, customer_id uuid not null references idempotency.customers, parent_id bigint references replies);`.execute(database.db)
+    const bystander = await customerWithData(1)
+    const { clientId, id } = await customerWithData(1)
+    // The first row of each partition: both have ctid (0,1).
+    await sql`insert into events_2024 values (${id}::uuid, 2024, 'mine')`.execute(database.db)
+    await sql`insert into events_2025 values (${bystander.id}::uuid, 2025, 'theirs')`.execute(database.db)
+    // A table that references itself: replies to replies.
+    let parent: string | null = null
+    for (let i = 0; i < 30; i++) {
+      const { rows } = await sql<{ id: string }>`insert into replies (customer_id, parent_id) values (${id}::uuid, ${parent}::bigint) returning id::text`.execute(database.db)
+      parent = rows[0]!.id
+    }
+    await requestCustomerDeletion(database.db, boss, { clientId, customerId: id })
+    const done = await deleteCustomerData(database.db, id, { tables: [...tables, { table: 'events_by_year', column: 'customer_id' }], batchSize: 4 })
+    expect(done.state).toBe('done')
+    expect(done.deletedRows).toMatchObject({ 'public.events_by_year': 1, 'public.replies': 30 })
+    const { rows } = await sql<{ note: string }>`select note from events_by_year order by note`.execute(database.db)
+    expect(rows).toEqual([{ note: 'theirs' }])
+  })
+
   it('deletes children first through the foreign keys, the registered tables and the keys, then frees the identifier', async () => {
     const bystander = await customerWithData(5)
     const { clientId, identifier, id } = await customerWithData(40)

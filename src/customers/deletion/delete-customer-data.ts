@@ -103,14 +103,15 @@ async function deleteBranch(db: Kysely<any>, schema: string, customerId: string,
   const { rows: counted } = await sql<{ n: number }>`select count(*)::int as n from (${top.select(customerId, null, 'none')}) as s`.execute(db)
   for (let chunks = Math.ceil(counted[0]!.n / chunkSize) + 1; chunks > 0; chunks--) {
     signal?.throwIfAborted()
-    const { rows } = await sql<{ ctid: string }>`${top.select(customerId, chunkSize, 'none')}`.execute(db)
+    const { rows } = await sql<{ toid: number; tid: string }>`${top.select(customerId, chunkSize, 'none')}`.execute(db)
     if (rows.length === 0) return
-    const chunk = rows.map((row) => row.ctid)
-    let removed = 0
-    for (const target of branch) removed = await deleteInBatches(db, schema, customerId, target, batchSize, signal, chunk)
+    const chunk = rows.map((row) => `${row.toid}:${row.tid}`)
+    let chunkRowsDeleted = 0
+    // Deepest first; the branch table itself comes last, so its count is the chunk's.
+    for (const target of branch) chunkRowsDeleted = await deleteInBatches(db, schema, customerId, target, batchSize, signal, chunk)
     // Rows another transaction holds (or that gained a child meanwhile) stay for the final
     // transaction, which waits for them; going round again would find the same chunk.
-    if (removed === 0) return
+    if (chunkRowsDeleted === 0) return
   }
 }
 
@@ -135,7 +136,8 @@ async function deleteInBatches(
       .transaction()
       .execute(async (tx) => {
         const { numAffectedRows } = await sql`
-          delete from ${target.table} where ctid = any(array(${target.select(customerId, batchSize, 'skip locked', within)}))`.execute(tx)
+          with batch as (${target.select(customerId, batchSize, 'skip locked', within)})
+          delete from ${target.table} as t using batch where t.ctid = batch.tid and t.tableoid = batch.toid`.execute(tx)
         const count = Number(numAffectedRows ?? 0n)
         if (count > 0) await addProgress(tx, schema, customerId, target.label, count)
         return count
@@ -160,7 +162,7 @@ async function finish(db: Kysely<any>, schema: string, customerId: string, targe
     // check needs a share lock on it) until this transaction has deleted it.
     await sql`select 1 from ${customers} where customer_id = ${customerId}::uuid for update`.execute(tx)
     for (const target of targets) {
-      const { numAffectedRows } = await sql`delete from ${target.table} where ctid = any(array(${target.select(customerId, null, 'wait')}))`.execute(tx)
+      const { numAffectedRows } = await target.deleteAll(customerId).execute(tx)
       const count = Number(numAffectedRows ?? 0n)
       if (count > 0) await addProgress(tx, schema, customerId, target.label, count)
     }

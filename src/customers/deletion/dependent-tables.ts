@@ -30,11 +30,17 @@ export interface DeletionTarget {
    */
   branch: string | undefined
   /**
-   * The ctids of up to `limit` of the customer's rows (`null`: all), locked for the delete
+   * Up to `limit` of the customer's rows as (`toid`, `tid`): table oid and ctid, since a ctid alone
+   * is not unique across the partitions of a partitioned table. Locked for the delete
    * (`'skip locked'` passes over rows another transaction holds), or not locked at all; with
-   * `within`, only rows below those rows of the branch table.
+   * `within` (`toid:tid` of rows of the branch table), only rows below those.
    */
   select(customerId: string, limit: number | null, lock: RowLock, within?: string[]): RawBuilder<unknown>
+  /**
+   * Deletes every row of the customer by predicate, not by ctid: under READ COMMITTED a row
+   * updated meanwhile is re-checked and deleted, where a ctid taken before the update would miss it.
+   */
+  deleteAll(customerId: string): RawBuilder<unknown>
   /** The table itself, for the DELETE. */
   table: RawBuilder<unknown>
 }
@@ -104,19 +110,29 @@ function foreignKeyTarget(root: { schema: string; table: string }, hops: Hop[]):
     })
   const first = hops[0]!
   const target = alias(hops.length - 1)
+  // For deleteAll: every table on the way as a USING item, the hops as WHERE conditions.
+  const using = [...hops.slice(0, -1).map((hop, i) => sql`${sql.id(hop.schema, hop.table)} as ${alias(i)}`), sql`${sql.id(root.schema, root.table)} as c`]
+  const links = [
+    ...hops.slice(1).map((hop, j) => equalities(alias(j + 1), hop.columns, alias(j), hop.parentColumns)),
+    equalities(alias(0), first.columns, sql.id('c'), first.parentColumns),
+  ]
   return {
     label: `${last.schema}.${last.table}`,
     depth: hops.length,
-    branch: `${first.schema}.${first.table}`,
+    // By foreign key, not by table: a table with two keys to the customers table is two branches.
+    branch: `${first.schema}.${first.table}(${first.columns.join(',')})`,
     table: sql`${sql.id(last.schema, last.table)}`,
     select: (customerId, limit, lock, within) => sql`
-      select ${target}.ctid from ${sql.id(last.schema, last.table)} as ${target}
+      select ${target}.tableoid as toid, ${target}.ctid as tid from ${sql.id(last.schema, last.table)} as ${target}
       ${sql.join(joins, sql` `)}
       join ${sql.id(root.schema, root.table)} as c on ${equalities(alias(0), first.columns, sql.id('c'), first.parentColumns)}
       where c.customer_id = ${customerId}::uuid
-      ${within === undefined ? sql`` : sql`and ${alias(0)}.ctid = any(${within}::tid[])`}
+      ${within === undefined ? sql`` : sql`and (${alias(0)}.tableoid::text || ':' || ${alias(0)}.ctid::text) = any(${within}::text[])`}
       ${limit === null ? sql`` : sql`limit ${limit}`}
       ${lockClause(lock, target)}`,
+    deleteAll: (customerId) => sql`
+      delete from ${sql.id(last.schema, last.table)} as ${target} using ${sql.join(using)}
+      where ${sql.join(links, sql` and `)} and c.customer_id = ${customerId}::uuid`,
   }
 }
 
@@ -127,9 +143,10 @@ function columnTarget(schema: string, table: string, column: string): DeletionTa
     branch: undefined,
     table: sql`${sql.id(schema, table)}`,
     select: (customerId, limit, lock) => sql`
-      select ctid from ${sql.id(schema, table)} where ${sql.id(column)} = ${customerId}::uuid
+      select tableoid as toid, ctid as tid from ${sql.id(schema, table)} where ${sql.id(column)} = ${customerId}::uuid
       ${limit === null ? sql`` : sql`limit ${limit}`}
       ${lockClause(lock)}`,
+    deleteAll: (customerId) => sql`delete from ${sql.id(schema, table)} where ${sql.id(column)} = ${customerId}::uuid`,
   }
 }
 
@@ -157,7 +174,8 @@ async function foreignKeysTo(db: Kysely<any>, parentOid: number): Promise<Foreig
       from pg_constraint k
       join pg_class t on t.oid = k.conrelid
       join pg_namespace n on n.oid = t.relnamespace
-     where k.contype = 'f' and k.confrelid = ${parentOid}
+     -- conparentid = 0: a partitioned table's key once, not once more for each partition.
+     where k.contype = 'f' and k.confrelid = ${parentOid} and k.conparentid = 0
      order by n.nspname, t.relname, k.conname`.execute(db)
   return rows
 }
