@@ -7,6 +7,8 @@ interface ActiveClaim {
   scope: string
   key: string
   customerId: string | null
+  /** When this claim was first seen (set once the claim returns): part of derived event ids. */
+  firstSeenAt: Date | undefined
   /** How many events emit() has written for this claim so far. */
   emitted: number
 }
@@ -14,6 +16,11 @@ interface ActiveClaim {
 /** The innermost withIdempotency call on `tx` whose fn is running here, if any. */
 export function currentClaim(tx: object): ActiveClaim | undefined {
   return (enclosing.getStore() ?? []).findLast((claim) => claim.tx === tx)
+}
+
+/** The customer of the innermost enclosing call on `tx` that names one. */
+export function currentCustomer(tx: object): string | null {
+  return (enclosing.getStore() ?? []).findLast((claim) => claim.tx === tx && claim.customerId !== null)?.customerId ?? null
 }
 
 // The withIdempotency calls whose fn the current code runs inside, outermost first.
@@ -47,7 +54,12 @@ export class ClaimContext {
     this.depth = mine.length
     this.#tx = tx
     this.#stack = stack
-    this.#claim = { tx, scope: key.scope, key: key.key, customerId: key.customerId, emitted: 0 }
+    this.#claim = { tx, scope: key.scope, key: key.key, customerId: key.customerId, firstSeenAt: undefined, emitted: 0 }
+  }
+
+  /** Records when the claim was first seen, for event ids derived from it. */
+  claimed(firstSeenAt: Date): void {
+    this.#claim.firstSeenAt = firstSeenAt
   }
 
   /** Marks the call in flight until `work` settles, and runs `fn` inside as the enclosing call. */

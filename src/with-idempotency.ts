@@ -57,6 +57,7 @@ export async function withIdempotency<DB, T>(
 
   return context.track(async (runInside) => {
     const claim = await store.claim(tx as Transaction<unknown>, valid, fingerprint, settings.wait, settings.waitTimeoutMs, settings.retryAfterSeconds)
+    context.claimed(claim.created_at)
     switch (claim.outcome) {
       case 'found':
         return replay(tx, valid, fingerprint, claim, settings)

@@ -7,6 +7,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { sql } from 'kysely'
 import { PgBoss } from 'pg-boss'
 import { createClient } from 'redis'
+import { version as uuidVersion } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCustomer, deleteCustomerData, emit, IdempotencyErrorCode, withIdempotency, withInbox } from '../src/index.ts'
 import { CUSTOMER_DELETION_QUEUE, requestCustomerDeletion } from '../src/jobs/index.ts'
@@ -64,27 +65,43 @@ describe('emit', () => {
     expect(rows).toEqual([{ payload: { n: 2 } }])
   })
 
-  it("derives a stable id from the idempotency key, carries its customer, and emits nothing on replay", async () => {
+  it('derives ids from the idempotency key, carries its customer, emits nothing on replay, and new ids once the key expired', async () => {
     const key = randomUUID()
     const customerId = randomUUID()
     const topic = `t-${randomUUID()}`
-    const ids: string[] = []
-    const attempt = (fail: boolean) =>
+    const attempt = (amount: number) =>
       database.db.transaction().execute((tx) =>
-        withIdempotency(tx, { key, customerId }, async (tx) => {
-          ids.push(await emit(tx, topic, { step: 'a' }), await emit(tx, topic, { step: 'b' }))
-          if (fail) throw new Error('first attempt fails after emitting')
-          return 'ok'
-        }),
+        withIdempotency(tx, { key, customerId, request: { amount } }, async (tx) => [await emit(tx, topic, { amount }), await emit(tx, topic, { amount, step: 2 })]),
       )
-    await expect(attempt(true)).rejects.toThrow()
-    await attempt(false)
-    await attempt(false) // a replay: fn does not run, nothing is emitted
-    expect(ids.slice(2)).toEqual(ids.slice(0, 2))
-    const { rows } = await sql<{ event_id: string; customer_id: string; ordering_key: string; created_at: Date }>`
-      select event_id, customer_id, ordering_key, created_at from idempotency.outbox_events where topic = ${topic} order by id`.execute(database.db)
-    expect(rows.map((r) => r.event_id)).toEqual(ids.slice(0, 2))
-    expect(rows.every((r) => r.customer_id === customerId && r.ordering_key === customerId && r.created_at instanceof Date)).toBe(true)
+    const first = await attempt(1)
+    const replay = await attempt(1) // fn does not run: nothing is emitted
+    expect(replay).toMatchObject({ replayed: true, value: first.value })
+    expect(first.value.every((id) => uuidVersion(id) === 5)).toBe(true)
+    // The same key after it expired is a new request: its events are new, with new ids.
+    await sql`update idempotency.idempotency_keys set expires_at = now() - interval '1 second' where key = ${key}`.execute(database.db)
+    const later = await attempt(2)
+    expect(later.replayed).toBe(false)
+    const { rows } = await sql<{ event_id: string; customer_id: string; ordering_key: string; payload: { amount: number } }>`
+      select event_id, customer_id, ordering_key, payload from idempotency.outbox_events where topic = ${topic} order by id`.execute(database.db)
+    expect(rows.map((r) => r.event_id)).toEqual([...first.value, ...later.value])
+    expect(new Set(rows.map((r) => r.event_id)).size).toBe(4)
+    expect(rows.every((r) => r.customer_id === customerId && r.ordering_key === customerId)).toBe(true)
+  })
+
+  it('refuses an event id used before instead of dropping the event', async () => {
+    const eventId = randomUUID()
+    await database.db.transaction().execute((tx) => emit(tx, 't', {}, { eventId }))
+    await expect(database.db.transaction().execute((tx) => emit(tx, 't', {}, { eventId }))).rejects.toMatchObject({ code: IdempotencyErrorCode.EVENT_INVALID })
+  })
+
+  it("takes the customer of an outer call when a nested call names none", async () => {
+    const customerId = randomUUID()
+    const topic = `t-${randomUUID()}`
+    await database.db.transaction().execute((tx) =>
+      withIdempotency(tx, { key: randomUUID(), customerId }, (tx) => withIdempotency(tx, randomUUID(), (tx) => emit(tx, topic, {}))),
+    )
+    const { rows } = await sql<{ customer_id: string }>`select customer_id from idempotency.outbox_events where topic = ${topic}`.execute(database.db)
+    expect(rows).toEqual([{ customer_id: customerId }])
   })
 
   it('refuses a payload that is not JSON and a topic that breaks the rules', async () => {
@@ -175,6 +192,33 @@ describe('the relay', () => {
     expect(states).toEqual([
       { topic: 'poison', status: 'dead', attempts: 3 },
       { topic: 'fine', status: 'delivered', attempts: 0 },
+    ])
+  })
+
+  it('keeps the batch when onError throws or an error message holds a NUL, and times out a hung publish', async () => {
+    await clearOutbox()
+    await database.db.transaction().execute((tx) => emit(tx, 'ok', { n: 1 }))
+    await database.db.transaction().execute((tx) => emit(tx, 'nul', { n: 2 }))
+    await database.db.transaction().execute((tx) => emit(tx, 'hang', { n: 3 }))
+    const relay = createOutboxRelay({
+      db: database.db,
+      publishTimeout: 50,
+      publishers: {
+        ok: { publish: async () => {} },
+        nul: { publish: async () => Promise.reject(new Error('bad\u0000byte')) },
+        hang: { publish: () => new Promise(() => {}) },
+      },
+      onError: () => {
+        throw new Error('a broken error handler')
+      },
+    })
+    expect(await relay.runOnce()).toEqual({ delivered: 1, failed: 2, dead: 0 })
+    const { rows } = await sql<{ topic: string; status: string; last_error: string | null }>`
+      select topic, status, last_error from idempotency.outbox_events order by id`.execute(database.db)
+    expect(rows).toEqual([
+      { topic: 'ok', status: 'delivered', last_error: null },
+      { topic: 'nul', status: 'pending', last_error: 'badbyte' },
+      { topic: 'hang', status: 'pending', last_error: 'publish took longer than 50 ms' },
     ])
   })
 

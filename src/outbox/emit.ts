@@ -1,9 +1,11 @@
 import { sql, type Transaction } from 'kysely'
 import { v4 as uuidv4, v5 as uuidv5, validate as isUuid } from 'uuid'
-import { currentClaim } from '../claim-context.ts'
+import { currentClaim, currentCustomer } from '../claim-context.ts'
 import { IdempotencyErrorCode, IdempotencyJsonError, IdempotencyUsageError } from '../errors.ts'
 import { toJsonText } from '../json.ts'
 import { checkOpaqueText } from '../key.ts'
+import { SqlState, sqlStateOf } from '../store/sql-state.ts'
+import { translateDatabaseError } from '../store/database-errors.ts'
 import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
 
 export interface EmitOptions {
@@ -24,9 +26,9 @@ const invalid = (message: string) => new IdempotencyJsonError(IdempotencyErrorCo
 /**
  * Writes an event in the caller's transaction, alongside the business write and the key claim: a
  * rollback leaves no event, a commit exactly one, and a replayed request (whose fn does not run)
- * emits nothing new. Inside withIdempotency's fn, the event id is derived from the idempotency key
- * and the event's position, so a retry of the same request emits the same id; consumers
- * deduplicate on it. Returns the event id.
+ * emits nothing new. Inside withIdempotency's fn, the event id is derived from the idempotency key,
+ * when its claim was first seen and the event's position; consumers deduplicate on it, and every
+ * redelivery carries it. An id used before is refused. Returns the event id.
  *
  * @example
  * ```ts
@@ -44,16 +46,23 @@ export async function emit(tx: Transaction<any>, topic: string, payload: unknown
   checkOpaqueText('event topic', topic, 255, invalid)
   const payloadJson = toJsonText(payload, IdempotencyErrorCode.EVENT_INVALID)
   const claim = currentClaim(tx)
-  const customerId = options.customerId ?? claim?.customerId ?? null
+  const customerId = options.customerId ?? currentCustomer(tx)
   if (customerId !== null && !isUuid(customerId)) throw invalid('the customer id must be a UUID')
   if (options.eventId !== undefined && !isUuid(options.eventId)) throw invalid('the event id must be a UUID')
   const orderingKey = options.orderingKey ?? customerId
   if (orderingKey !== null) checkOpaqueText('event ordering key', orderingKey, 255, invalid)
+  // The key and the moment its claim was first seen: the same key reused after it expired is a
+  // new request, and its events get new ids.
   const eventId =
-    options.eventId ?? (claim ? uuidv5(`${claim.scope}\n${claim.key}\n${claim.emitted++}`, EVENT_NAMESPACE) : uuidv4())
-  await sql`
-    insert into ${sql.id(options.schema ?? DEFAULT_SCHEMA, 'outbox_events')} (event_id, topic, ordering_key, customer_id, payload)
-    values (${eventId}::uuid, ${topic}, ${orderingKey}, ${customerId}::uuid, ${payloadJson}::jsonb)
-    on conflict (event_id) do nothing`.execute(tx)
+    options.eventId ??
+    (claim?.firstSeenAt ? uuidv5(`${claim.scope}\n${claim.key}\n${claim.firstSeenAt.toISOString()}\n${claim.emitted++}`, EVENT_NAMESPACE) : uuidv4())
+  try {
+    await sql`
+      insert into ${sql.id(options.schema ?? DEFAULT_SCHEMA, 'outbox_events')} (event_id, topic, ordering_key, customer_id, payload)
+      values (${eventId}::uuid, ${topic}, ${orderingKey}, ${customerId}::uuid, ${payloadJson}::jsonb)`.execute(tx)
+  } catch (error) {
+    if (sqlStateOf(error) === SqlState.UNIQUE_VIOLATION) throw invalid(`the event id ${eventId} was used before`)
+    throw translateDatabaseError(error, 1)
+  }
   return eventId
 }

@@ -18,6 +18,12 @@ export interface RelayOptions {
   maxBackoff?: Duration
   /** How long `start()` sleeps when there is nothing to deliver. Default `'200ms'`. */
   pollInterval?: Duration
+  /**
+   * The longest one publish may take before it counts as failed. Default `'30s'`. While a batch is
+   * open its transaction holds back every relay's view of newer events, so a hung broker must not
+   * hold it for long.
+   */
+  publishTimeout?: Duration
   /** Called when a delivery fails (the event will be retried or is now dead). */
   onError?: (error: unknown, event: OutboxEvent) => void
 }
@@ -61,6 +67,8 @@ export function createOutboxRelay(options: RelayOptions) {
   const batchSize = options.batchSize ?? 100
   const maxAttempts = options.maxAttempts ?? 10
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new IdempotencyUsageError(`batchSize must be a positive whole number; got ${batchSize}.`)
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new IdempotencyUsageError(`maxAttempts must be a positive whole number; got ${maxAttempts}.`)
+  const publishTimeoutMs = toMilliseconds('publishTimeout', options.publishTimeout ?? '30s')
   const backoffMs = toMilliseconds('backoff', options.backoff ?? '1s')
   const maxBackoffMs = toMilliseconds('maxBackoff', options.maxBackoff ?? '5m')
   const pollMs = toMilliseconds('pollInterval', options.pollInterval ?? '200ms')
@@ -93,17 +101,22 @@ export function createOutboxRelay(options: RelayOptions) {
       for (const row of rows) {
         const event = toEvent(row)
         try {
-          await publisherFor(event).publish(event)
+          await withTimeout(publisherFor(event).publish(event), publishTimeoutMs)
           delivered.push(row.id)
         } catch (error) {
-          options.onError?.(error, event)
+          // Nothing in the failure path may fail the batch: that would roll back the marks of the
+          // events already published, and they would be published again and again.
+          try {
+            options.onError?.(error, event)
+          } catch {}
           const dead = row.attempts + 1 >= maxAttempts
+          const message = String(error instanceof Error ? error.message : error).replaceAll('\u0000', '').slice(0, 1000)
           await sql`
             update ${events}
                set attempts = attempts + 1,
-                   last_error = ${String(error instanceof Error ? error.message : error).slice(0, 1000)},
+                   last_error = ${message},
                    status = ${dead ? 'dead' : 'pending'},
-                   next_attempt_at = now() + least(${maxBackoffMs}::float8, ${backoffMs}::float8 * power(2, attempts)) * (0.5 + random() / 2) * interval '1 millisecond'
+                   next_attempt_at = now() + least(${maxBackoffMs}::float8, ${backoffMs}::float8 * power(2, least(attempts, 30))) * (0.5 + random() / 2) * interval '1 millisecond'
              where id = ${row.id}::bigint`.execute(tx)
           if (dead) round.dead++
           else round.failed++
@@ -143,6 +156,15 @@ export function createOutboxRelay(options: RelayOptions) {
       await running
       running = undefined
     },
+  }
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([work, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`publish took longer than ${ms} ms`)), ms)))])
+  } finally {
+    clearTimeout(timer)
   }
 }
 
