@@ -128,7 +128,13 @@ BEGIN
   IF FOUND THEN
     v_lock_timeout := current_setting('lock_timeout');
     PERFORM set_config('lock_timeout', p_wait_timeout_ms::text, true);
-    DELETE FROM idempotency_keys k WHERE k.scope = p_scope AND k.key = p_key;
+    BEGIN
+      DELETE FROM idempotency_keys k WHERE k.scope = p_scope AND k.key = p_key;
+    EXCEPTION WHEN serialization_failure THEN
+      -- REPEATABLE READ: the sweep deleted the expired row after this snapshot. It is gone, which
+      -- is all this DELETE wanted; a twin's new row still stops the placeholder insert below.
+      NULL;
+    END;
     PERFORM set_config('lock_timeout', v_lock_timeout, true);
   END IF;
 

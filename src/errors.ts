@@ -37,7 +37,7 @@ export const IdempotencyErrorCode = {
   NOT_MIGRATED: 'IDEMPOTENCY_NOT_MIGRATED',
   /** The database refused a statement of the library's for another reason; see `cause`. */
   STORE_FAILED: 'IDEMPOTENCY_STORE_FAILED',
-  /** A customer's idempotent identifier breaks the length or character rules. */
+  /** A customer's idempotent identifier (or a context field) breaks the length or character rules. */
   CUSTOMER_IDENTIFIER_INVALID: 'CUSTOMER_IDENTIFIER_INVALID',
   /** A customer's idempotent identifier looks like personal data (`kind` says which). */
   CUSTOMER_IDENTIFIER_PERSONAL_DATA: 'CUSTOMER_IDENTIFIER_PERSONAL_DATA',

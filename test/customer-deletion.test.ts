@@ -164,6 +164,16 @@ describe('deleteCustomerData', () => {
     expect(await rowsOf(id)).toEqual({ orders: 0, items: 0, audit: 0, keys: 0, customers: 0 })
   })
 
+  it('answers typed errors for a bad customer id or a registered table that does not exist', async () => {
+    await expect(deleteCustomerData(database.db, 'nope')).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_REFERENCE_INVALID })
+    const { clientId, id } = await customerWithData(1)
+    await requestCustomerDeletion(database.db, boss, { clientId, customerId: id })
+    await expect(deleteCustomerData(database.db, id, { tables: [{ table: 'no_such_table', column: 'customer_id' }] })).rejects.toMatchObject({
+      code: IdempotencyErrorCode.NOT_MIGRATED,
+      sqlState: '42P01',
+    })
+  })
+
   it('is safe to run twice at once', async () => {
     const { clientId, id } = await customerWithData(200)
     await requestCustomerDeletion(database.db, boss, { clientId, customerId: id })

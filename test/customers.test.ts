@@ -80,6 +80,12 @@ describe('createCustomer', () => {
   ])('refuses an identifier that is %s', async (_name, identifier) => {
     await expect(create(randomUUID(), identifier)).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_IDENTIFIER_INVALID, httpStatus: 400 })
   })
+
+  it('refuses a context field that breaks the rules with a 400, not a database error', async () => {
+    for (const context of [{ region: '' }, { type: 'x'.repeat(65) }, { locale: 'en\u0000GB' }]) {
+      await expect(create(randomUUID(), 'ctx', { context })).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_IDENTIFIER_INVALID, httpStatus: 400 })
+    }
+  })
 })
 
 describe('finding the customer a request is for', () => {

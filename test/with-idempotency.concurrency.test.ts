@@ -235,3 +235,18 @@ describe('every wait is bounded', () => {
     await expect(holder).resolves.toMatchObject({ value: 'first' })
   })
 })
+
+it('replaces an expired key under REPEATABLE READ even when the sweep deleted it after the snapshot', async () => {
+  const key = randomUUID()
+  await database.db.transaction().execute((tx) => withIdempotency(tx, key, async () => 'old'))
+  await sql`update idempotency.idempotency_keys set expires_at = now() - interval '1 second' where key = ${key}`.execute(database.db)
+  const outcome = await database.db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async (tx) => {
+      await sql`select 1`.execute(tx) // the snapshot still holds the expired row ...
+      await sql`delete from idempotency.idempotency_keys where key = ${key}`.execute(database.db) // ... which the sweep now deletes
+      return withIdempotency(tx, key, async () => 'new')
+    })
+  expect(outcome).toMatchObject({ replayed: false, value: 'new' })
+})

@@ -1,6 +1,6 @@
 import type { Transaction } from 'kysely'
 import { CustomerDeletingError, IdempotencyUsageError } from '../errors.ts'
-import { toCustomer, validateClientId, validateIdentifier, type Customer, type CustomerContext, type IdentifierRules } from './customer.ts'
+import { toCustomer, validateClientId, validateContext, validateIdentifier, type Customer, type CustomerContext, type IdentifierRules } from './customer.ts'
 import { insertCustomer, selectCustomer } from './customer-store.ts'
 
 export interface CreateCustomerInput extends IdentifierRules {
@@ -31,7 +31,7 @@ export async function createCustomer(tx: Transaction<any>, input: CreateCustomer
   }
   const clientId = validateClientId(input.clientId)
   const identifier = validateIdentifier(input.idempotentIdentifier, input)
-  const context = input.context ?? {}
+  const context = validateContext(input.context)
   // Under READ COMMITTED, a concurrent create of the same identifier makes this insert wait for
   // it; once it commits, the insert does nothing and the select below (a new snapshot) sees it.
   const inserted = await insertCustomer(tx, input.schema, clientId, identifier, context)

@@ -69,6 +69,18 @@ export function validateIdentifier(identifier: unknown, rules: IdentifierRules =
   return valid
 }
 
+/** The context's fields follow the key rules too: text of 1 to 64 characters (35 for a locale, BCP 47's longest). */
+export function validateContext(context: unknown): CustomerContext {
+  if (context === undefined) return {}
+  if (typeof context !== 'object' || context === null || Array.isArray(context)) throw new CustomerIdentifierError('The customer context must be an object.')
+  const { type, region, locale } = context as Record<string, unknown>
+  const valid: CustomerContext = {}
+  if (type !== undefined) valid.type = checkOpaqueText('customer context type', type, 64, invalid)
+  if (region !== undefined) valid.region = checkOpaqueText('customer context region', region, 64, invalid)
+  if (locale !== undefined) valid.locale = checkOpaqueText('customer context locale', locale, 35, invalid)
+  return valid
+}
+
 export function validateClientId(clientId: unknown): string {
   return checkOpaqueText('client id', clientId, 255, invalid)
 }

@@ -1,5 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
-import { IdempotencyUsageError } from '../../errors.ts'
+import { validate as isUuid } from 'uuid'
+import { CustomerReferenceError, IdempotencyError, IdempotencyUsageError } from '../../errors.ts'
+import { translateDatabaseError } from '../../store/database-errors.ts'
 import { SqlState, sqlStateOf } from '../../store/sql-state.ts'
 import { DEFAULT_SCHEMA } from '../../store/schema-name.ts'
 import { customerTables } from '../customer-store.ts'
@@ -52,6 +54,18 @@ const FINAL_PASSES = 5
  * everything deleted exactly once.
  */
 export async function deleteCustomerData(db: Kysely<any>, customerId: string, options: DeleteCustomerDataOptions = {}): Promise<CustomerDeletion> {
+  if (!isUuid(customerId)) throw new CustomerReferenceError('The customer id must be a UUID.')
+  try {
+    return await runDeletion(db, customerId, options)
+  } catch (error) {
+    // A stop (AbortSignal) and the library's own errors pass as they are; a registered table that
+    // does not exist or whose column is not a uuid becomes a typed store error.
+    if (error instanceof IdempotencyError || options.signal?.aborted) throw error
+    throw translateDatabaseError(error, 1)
+  }
+}
+
+async function runDeletion(db: Kysely<any>, customerId: string, options: DeleteCustomerDataOptions): Promise<CustomerDeletion> {
   const schema = options.schema ?? DEFAULT_SCHEMA
   const batchSize = options.batchSize ?? 1000
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new IdempotencyUsageError(`batchSize must be a positive whole number; got ${batchSize}.`)
@@ -183,6 +197,7 @@ async function addProgress(tx: Transaction<any>, schema: string, customerId: str
 
 /** A deletion's progress, or undefined if none was ever requested for that customer. */
 export async function getCustomerDeletion(db: Kysely<any>, customerId: string, options: { schema?: string } = {}): Promise<CustomerDeletion | undefined> {
+  if (!isUuid(customerId)) throw new CustomerReferenceError('The customer id must be a UUID.')
   const { deletions } = customerTables(options.schema)
   const { rows } = await sql<DeletionRow>`select * from ${deletions} where customer_id = ${customerId}::uuid`.execute(db)
   const row = rows[0]
