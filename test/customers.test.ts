@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { describe, expect, it } from 'vitest'
-import { createCustomer, findCustomer, IdempotencyErrorCode, resolveCustomer } from '../src/index.ts'
+import { createCustomer, findCustomer, IdempotencyErrorCode, personalDataKind, resolveCustomer } from '../src/index.ts'
 import { useTestDatabase } from './support/test-database.ts'
 
 const database = useTestDatabase({ maxConnections: 50 })
@@ -71,6 +71,13 @@ describe('createCustomer', () => {
     const client = randomUUID()
     await expect(create(client, identifier)).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_IDENTIFIER_PERSONAL_DATA, httpStatus: 400, kind })
     expect((await create(client, identifier, { allowPersonalData: true })).created).toBe(true)
+  })
+
+  it('accepts identifiers holding UUIDs, whose digit groups can look like phone or card numbers', async () => {
+    for (const identifier of ['user-8f0e4a12-0412-4987-9123-456789012345', '41111111-1111-1111-1111-111111111111']) {
+      expect(personalDataKind(identifier)).toBeUndefined()
+    }
+    for (let i = 0; i < 2000; i++) expect(personalDataKind(`user-${randomUUID()}`)).toBeUndefined()
   })
 
   it.each([

@@ -3,6 +3,7 @@ import validator from 'validator'
 /** The kinds of personal data an identifier must not look like. */
 export type PersonalDataKind = 'email' | 'phone' | 'us-ssn' | 'uk-nino' | 'date' | 'payment-card'
 
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi
 // Each pattern looks anywhere in the identifier (`user-1985-04-12` holds a date of birth).
 const EMAIL_LIKE = /[^\s@]+@[^\s@]+\.[^\s@]+/
 const US_SSN = /(?<!\d)\d{3}[- ]\d{2}[- ]\d{4}(?!\d)/
@@ -22,7 +23,10 @@ const CARD_CANDIDATE = /(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)/
  * national insurance number, a date of birth, a card number that passes the Luhn check) rather
  * than to catch a determined one.
  */
-export function personalDataKind(identifier: string): PersonalDataKind | undefined {
+export function personalDataKind(original: string): PersonalDataKind | undefined {
+  // A UUID's digit groups can look like a phone or card number; a UUID is the opaque reference
+  // we ask for, so it is taken out before looking.
+  const identifier = original.replace(UUID, '_')
   const match = EMAIL_LIKE.exec(identifier)
   if (match && validator.isEmail(match[0], { allow_utf8_local_part: true })) return 'email'
   if (US_SSN.test(identifier)) return 'us-ssn'
