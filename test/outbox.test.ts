@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCustomer, deleteCustomerData, emit, IdempotencyErrorCode, withIdempotency, withInbox } from '../src/index.ts'
 import { CUSTOMER_DELETION_QUEUE, requestCustomerDeletion } from '../src/jobs/index.ts'
 import { createOutboxRelay, natsJetStreamPublisher, pgBossPublisher, redisStreamsPublisher, type OutboxEvent, type Publisher } from '../src/outbox/index.ts'
+import { Latch } from './support/concurrency.ts'
 import { useTestDatabase } from './support/test-database.ts'
 
 const database = useTestDatabase({ maxConnections: 20 })
@@ -278,6 +279,32 @@ describe('withInbox', () => {
 })
 
 describe('customer deletion', () => {
+  it('refuses new events for a customer being deleted, and deletes the event of a request in flight', async () => {
+    const clientId = randomUUID()
+    const { customer } = await database.db.transaction().execute((tx) => createCustomer(tx, { clientId, idempotentIdentifier: 'in-flight' }))
+    const id = customer.customerId
+    // A request that emits for the customer and is still open when the deletion finishes.
+    const latch = new Latch()
+    const request = database.db.transaction().execute(async (tx) => {
+      await emit(tx, 'x', { name: 'Jane Doe' }, { customerId: id })
+      await latch.hold()
+    })
+    await latch.entered
+    await requestCustomerDeletion(database.db, boss, { clientId, customerId: id })
+    await expect(database.db.transaction().execute((tx) => emit(tx, 'x', {}, { customerId: id }))).rejects.toMatchObject({
+      code: IdempotencyErrorCode.CUSTOMER_DELETING,
+    })
+    // The deletion's final transaction must wait for the request's share lock on the customer
+    // row, so it cannot finish before the request commits, and then deletes its event too.
+    const deletion = deleteCustomerData(database.db, id)
+    latch.release()
+    await request
+    expect((await deletion).deletedRows['idempotency.outbox_events']).toBe(1)
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from idempotency.outbox_events where customer_id = ${id}::uuid`.execute(database.db)
+    expect(rows[0]!.n).toBe(0)
+  })
+
+
   it("removes the customer's events", async () => {
     const clientId = randomUUID()
     const { customer } = await database.db.transaction().execute((tx) => createCustomer(tx, { clientId, idempotentIdentifier: 'evented' }))

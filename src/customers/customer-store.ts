@@ -40,7 +40,7 @@ export async function selectCustomer(db: Kysely<any>, schema: string | undefined
       ? sql`customer_id = ${reference.customerId}::uuid`
       : sql`idempotent_identifier = ${reference.idempotentIdentifier}`
   const { rows } = await run(
-    sql<CustomerRow>`select * from ${customers} where client_id = ${reference.clientId} and ${match}${forUpdate ? sql` for update` : sql``}`.execute(db),
+    sql<CustomerRow>`select * from ${customers} where client_id = ${reference.clientId} and ${match}${forUpdate ? sql` for no key update` : sql``}`.execute(db),
   )
   return rows[0]
 }

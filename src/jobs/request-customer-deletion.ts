@@ -36,7 +36,8 @@ export async function requestCustomerDeletion(db: Kysely<any>, boss: PgBoss, req
     reference = { clientId, idempotentIdentifier: validateIdentifier(request.idempotentIdentifier, { allowPersonalData: true }) }
   }
   const work = async (tx: Transaction<any>) => {
-    // The row lock makes concurrent requests queue here; all but the first find it deleting.
+    // The row lock makes concurrent requests queue here; all but the first find it deleting. It
+    // does not wait for requests in flight that share-lock the row (foreign keys, emit).
     const row = await selectCustomer(tx, schema, reference, true)
     if (!row) throw new CustomerNotFoundError()
     const customer = toCustomer(row)

@@ -1,7 +1,7 @@
 import { sql, type Transaction } from 'kysely'
 import { v4 as uuidv4, v5 as uuidv5, validate as isUuid } from 'uuid'
 import { currentClaim, currentCustomer } from '../claim-context.ts'
-import { IdempotencyErrorCode, IdempotencyJsonError, IdempotencyUsageError } from '../errors.ts'
+import { CustomerDeletingError, IdempotencyErrorCode, IdempotencyJsonError, IdempotencyUsageError } from '../errors.ts'
 import { toJsonText } from '../json.ts'
 import { checkOpaqueText } from '../key.ts'
 import { SqlState, sqlStateOf } from '../store/sql-state.ts'
@@ -56,13 +56,24 @@ export async function emit(tx: Transaction<any>, topic: string, payload: unknown
   const eventId =
     options.eventId ??
     (claim?.firstSeenAt ? uuidv5(`${claim.scope}\n${claim.key}\n${claim.firstSeenAt.toISOString()}\n${claim.emitted++}`, EVENT_NAMESPACE) : uuidv4())
+  const schema = options.schema ?? DEFAULT_SCHEMA
+  let inserted: unknown[]
   try {
-    await sql`
-      insert into ${sql.id(options.schema ?? DEFAULT_SCHEMA, 'outbox_events')} (event_id, topic, ordering_key, customer_id, payload)
-      values (${eventId}::uuid, ${topic}, ${orderingKey}, ${customerId}::uuid, ${payloadJson}::jsonb)`.execute(tx)
+    // The customer's row, if the customers table has one, is share-locked like a foreign key
+    // would: a deletion's final transaction then waits for this one and deletes its event, and
+    // a customer already being deleted gets no new event.
+    ;({ rows: inserted } = await sql`
+      with customer as (
+        select status from ${sql.id(schema, 'customers')} where customer_id = ${customerId}::uuid for key share
+      )
+      insert into ${sql.id(schema, 'outbox_events')} (event_id, topic, ordering_key, customer_id, payload)
+      select ${eventId}::uuid, ${topic}, ${orderingKey}, ${customerId}::uuid, ${payloadJson}::jsonb
+       where not exists (select 1 from customer where status = 'deleting')
+      returning event_id`.execute(tx))
   } catch (error) {
     if (sqlStateOf(error) === SqlState.UNIQUE_VIOLATION) throw invalid(`the event id ${eventId} was used before`)
     throw translateDatabaseError(error, 1)
   }
+  if (inserted.length === 0) throw new CustomerDeletingError(customerId!, 410)
   return eventId
 }
