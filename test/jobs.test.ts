@@ -85,6 +85,23 @@ describe('registerJobs on pg-boss', () => {
     expect(await keysIn(scope)).toBe(0)
   })
 
+  it('prunes delivered events older than the retention, keeping pending, dead and recent ones', async () => {
+    const topic = `t-${randomUUID()}`
+    await sql`
+      insert into idempotency.outbox_events (event_id, topic, payload, status, delivered_at)
+      select gen_random_uuid(), ${topic}, '{}', s, d
+        from (values ('delivered', now() - interval '8 days'), ('delivered', now() - interval '8 days'),
+                     ('delivered', now() - interval '1 day'), ('pending', null), ('dead', null)) v(s, d)`.execute(database.db)
+    const jobId = await boss.send(SWEEP_QUEUE)
+    const job = await until(async () => {
+      const found = await boss.getJobById(SWEEP_QUEUE, jobId!)
+      return found?.state === 'completed' ? found : undefined
+    })
+    expect((job.output as { prunedEvents: number }).prunedEvents).toBeGreaterThanOrEqual(2)
+    const { rows } = await sql<{ status: string }>`select status from idempotency.outbox_events where topic = ${topic} order by status`.execute(database.db)
+    expect(rows.map((r) => r.status)).toEqual(['dead', 'delivered', 'pending'])
+  })
+
   it('deletes a customer end to end: request, worker, progress, identifier free again', async () => {
     const clientId = randomUUID()
     const { customer } = await database.db.transaction().execute((tx) => createCustomer(tx, { clientId, idempotentIdentifier: 'goner' }))

@@ -3,14 +3,19 @@ import type { PgBoss } from 'pg-boss'
 import { deleteCustomerData } from '../customers/deletion/delete-customer-data.ts'
 import type { RegisteredCustomerTable } from '../customers/deletion/dependent-tables.ts'
 import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
+import type { Duration } from '../duration.ts'
+import { pruneDeliveredEvents } from '../outbox/prune-delivered-events.ts'
 import { sweepExpiredKeys } from '../sweep-expired-keys.ts'
 import { CUSTOMER_DELETION_QUEUE, SWEEP_QUEUE, type CustomerDeletionJob } from './queues.ts'
 
 export interface RegisterJobsOptions {
   db: Kysely<any>
   schema?: string
-  /** The expiry sweep; `false` leaves it out. */
-  sweep?: false | { cron?: string; batchSize?: number }
+  /**
+   * The expiry sweep, which also prunes delivered outbox events older than `keepDeliveredEvents`
+   * (default `'7d'`); `false` leaves it out.
+   */
+  sweep?: false | { cron?: string; batchSize?: number; keepDeliveredEvents?: Duration }
   /** Customer deletion: batch size and tables without foreign keys that hold customers' rows. */
   deletion?: { batchSize?: number; tables?: RegisteredCustomerTable[] }
   /** How often idle workers look for jobs. Default pg-boss's (2 s). */
@@ -25,7 +30,8 @@ export interface RegisteredJobs {
 /**
  * Creates the library's pg-boss queues, the sweep's schedule (every five minutes by default) and
  * the workers, in one call after `boss.start()`. The sweep job's output is how many keys it
- * deleted; a deletion job's output is the deletion's progress record.
+ * deleted and how many delivered events it pruned; a deletion job's output is the deletion's
+ * progress record.
  *
  * @example
  * ```ts
@@ -47,6 +53,13 @@ export async function registerJobs(boss: PgBoss, options: RegisterJobsOptions): 
   const batchSize = options.sweep?.batchSize ?? 1000
   await boss.createQueue(SWEEP_QUEUE)
   await boss.schedule(SWEEP_QUEUE, options.sweep?.cron ?? '*/5 * * * *')
-  await boss.work(SWEEP_QUEUE, polling, async ([job]) => ({ deleted: await sweepExpiredKeys(db, { schema, batchSize, ...(job ? { signal: job.signal } : {}) }) }))
+  const olderThan = options.sweep?.keepDeliveredEvents ?? '7d'
+  await boss.work(SWEEP_QUEUE, polling, async ([job]) => {
+    const signal = job ? { signal: job.signal } : {}
+    return {
+      deleted: await sweepExpiredKeys(db, { schema, batchSize, ...signal }),
+      prunedEvents: await pruneDeliveredEvents(db, { schema, batchSize, olderThan, ...signal }),
+    }
+  })
   return { sweepQueue: SWEEP_QUEUE, deletionQueue: CUSTOMER_DELETION_QUEUE }
 }
