@@ -88,8 +88,11 @@ async function runDeletion(db: Kysely<any>, customerId: string, options: DeleteC
     try {
       if (await finish(db, schema, customerId, targets)) break
     } catch (error) {
-      // A row the application inserted a moment ago still points at the customer: go round again.
-      if (sqlStateOf(error) !== SqlState.FOREIGN_KEY_VIOLATION || pass >= FINAL_PASSES) throw error
+      // A row the application inserted a moment ago still points at the customer, or another run
+      // of the job made this one a deadlock victim: go round again.
+      const state = sqlStateOf(error)
+      const again = state === SqlState.FOREIGN_KEY_VIOLATION || state === SqlState.DEADLOCK_DETECTED
+      if (!again || pass >= FINAL_PASSES) throw error
     }
   }
   return (await getCustomerDeletion(db, customerId, { schema }))!
