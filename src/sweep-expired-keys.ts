@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import { IdempotencyUsageError } from './errors.ts'
+import { checkBatchSize, deleteUntilShort } from './store/batches.ts'
 import { DEFAULT_SCHEMA } from './store/schema-name.ts'
 
 export interface SweepOptions {
@@ -16,17 +16,12 @@ export interface SweepOptions {
  * is already treated as new without it. Returns how many keys it deleted.
  */
 export async function sweepExpiredKeys(db: Kysely<any>, options: SweepOptions = {}): Promise<number> {
-  const batchSize = options.batchSize ?? 1000
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new IdempotencyUsageError(`batchSize must be a positive whole number; got ${batchSize}.`)
+  const batchSize = checkBatchSize(options.batchSize)
   const keys = sql.id(options.schema ?? DEFAULT_SCHEMA, 'idempotency_keys')
-  let total = 0
-  for (;;) {
-    options.signal?.throwIfAborted()
+  return deleteUntilShort(batchSize, options.signal, async () => {
     const { numAffectedRows } = await sql`
       delete from ${keys} where ctid = any(array(
         select ctid from ${keys} where expires_at < clock_timestamp() order by expires_at limit ${batchSize} for update skip locked))`.execute(db)
-    const deleted = Number(numAffectedRows ?? 0n)
-    total += deleted
-    if (deleted < batchSize) return total
-  }
+    return Number(numAffectedRows ?? 0n)
+  })
 }

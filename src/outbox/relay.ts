@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 import { toMilliseconds, type Duration } from '../duration.ts'
 import { IdempotencyUsageError } from '../errors.ts'
+import { checkBatchSize } from '../store/batches.ts'
 import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
 import type { OutboxEvent, Publisher } from './event.ts'
 
@@ -64,9 +65,8 @@ interface EventRow {
 export function createOutboxRelay(options: RelayOptions) {
   const { db } = options
   const events = sql.id(options.schema ?? DEFAULT_SCHEMA, 'outbox_events')
-  const batchSize = options.batchSize ?? 100
+  const batchSize = checkBatchSize(options.batchSize ?? 100)
   const maxAttempts = options.maxAttempts ?? 10
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new IdempotencyUsageError(`batchSize must be a positive whole number; got ${batchSize}.`)
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new IdempotencyUsageError(`maxAttempts must be a positive whole number; got ${maxAttempts}.`)
   const publishTimeoutMs = toMilliseconds('publishTimeout', options.publishTimeout ?? '30s')
   const backoffMs = toMilliseconds('backoff', options.backoff ?? '1s')

@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
 import { validate as isUuid } from 'uuid'
 import { CustomerReferenceError, IdempotencyError, IdempotencyUsageError } from '../../errors.ts'
+import { checkBatchSize, deleteUntilShort } from '../../store/batches.ts'
 import { translateDatabaseError } from '../../store/database-errors.ts'
 import { SqlState, sqlStateOf } from '../../store/sql-state.ts'
 import { DEFAULT_SCHEMA } from '../../store/schema-name.ts'
@@ -67,8 +68,7 @@ export async function deleteCustomerData(db: Kysely<any>, customerId: string, op
 
 async function runDeletion(db: Kysely<any>, customerId: string, options: DeleteCustomerDataOptions): Promise<CustomerDeletion> {
   const schema = options.schema ?? DEFAULT_SCHEMA
-  const batchSize = options.batchSize ?? 1000
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new IdempotencyUsageError(`batchSize must be a positive whole number; got ${batchSize}.`)
+  const batchSize = checkBatchSize(options.batchSize)
   const { deletions } = customerTables(schema)
 
   const started = await sql<DeletionRow>`
@@ -146,10 +146,8 @@ async function deleteInBatches(
   signal: AbortSignal | undefined,
   within?: string[],
 ): Promise<number> {
-  let total = 0
-  for (;;) {
-    signal?.throwIfAborted()
-    const deleted = await db
+  return deleteUntilShort(batchSize, signal, () =>
+    db
       .transaction()
       .execute(async (tx) => {
         const { numAffectedRows } = await sql`
@@ -165,10 +163,8 @@ async function deleteInBatches(
         const state = sqlStateOf(error)
         if (state === SqlState.FOREIGN_KEY_VIOLATION || state === SqlState.DEADLOCK_DETECTED) return 0
         throw error
-      })
-    total += deleted
-    if (deleted < batchSize) return total
-  }
+      }),
+  )
 }
 
 /** One transaction: whatever rows arrived since, the customer row, and the progress record. */
