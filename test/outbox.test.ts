@@ -166,6 +166,32 @@ describe('the relay', () => {
     }
   })
 
+  it('keeps order per customer with two relays running side by side, delivering every event', async () => {
+    await clearOutbox()
+    const customers = Array.from({ length: 6 }, () => randomUUID())
+    await Promise.all(
+      customers.map(async (customerId) => {
+        for (let seq = 0; seq < 15; seq++) await database.db.transaction().execute((tx) => emit(tx, 'seq', { seq }, { customerId }))
+      }),
+    )
+    const seen: Array<{ customerId: string | null; seq: number }> = []
+    const publisher: Publisher = {
+      // A small random pause, so the two relays' batches really interleave.
+      publish: async (event) => {
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 3))
+        seen.push({ customerId: event.customerId, seq: (event.payload as { seq: number }).seq })
+      },
+    }
+    const relays = [0, 1].map(() => createOutboxRelay({ db: database.db, publishers: { '*': publisher }, batchSize: 4 }))
+    await Promise.all(relays.map(async (relay) => {
+      for (let i = 0; i < 500 && (await pending()) > 0; i++) await relay.runOnce()
+    }))
+    expect(seen).toHaveLength(90)
+    for (const customerId of customers) {
+      expect(seen.filter((e) => e.customerId === customerId).map((e) => e.seq)).toEqual(Array.from({ length: 15 }, (_, i) => i))
+    }
+  })
+
   it('retries with backoff, sets an event aside as dead after maxAttempts, and then lets its key move on', async () => {
     await clearOutbox()
     const customerId = randomUUID()
