@@ -1,14 +1,16 @@
 // npm run bench: what withIdempotency costs on top of the business transaction it wraps.
 //
-// For each business transaction and client count, four variants run against the same database:
-// the bare transaction, first calls (a fresh key each request) without (the default) and with
-// the savepoint,
-// and replays of stored keys. Noise on a shared machine comes and goes over seconds, so the
-// variants take turns: ROUNDS rounds of a few seconds each, the order rotated every round so
-// that each variant runs first once; req/s is the median round.
+// For each business transaction and client count, six variants run against the same database:
+// the bare transaction; first calls (a fresh key each request) without a savepoint (the
+// default), with one, and without the pool opted in to prepared statements; replays of stored
+// keys, with and without prepared statements. Everything else runs on a pool set up with
+// usePreparedStatements, the recommended set-up (it changes nothing for the bare transaction).
+// Noise on a shared machine comes and goes over seconds, so the variants take turns: ROUNDS
+// rounds of a few seconds each, the order rotated every round so that no variant always runs
+// first; req/s is the median round.
 //
-// BENCH_SECONDS sets the measured seconds per variant per round (default 2, so 8 s per cell).
-// The default run takes about 4 minutes.
+// BENCH_SECONDS sets the measured seconds per variant per round (default 2, so 8 s per cell);
+// BENCH_CLIENTS the client counts. The default run takes about 6 minutes.
 import { availableParallelism, cpus, loadavg } from 'node:os'
 import { sql } from 'kysely'
 import pg from 'pg'
@@ -16,10 +18,12 @@ import { migrate } from '../src/index.ts'
 import { createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../tools/databases.ts'
 import { startLocalPostgres } from '../tools/local-postgres.ts'
 import { combine, connectCounted, runRound, walReader, type CellResult, type Counter, type RoundResult, type WalReader } from './measure.ts'
-import { createTables, scenarios, storeKeys, variant, variantNames, type BenchDatabase, type Scenario, type StoredKey, type VariantName } from './scenarios.ts'
+import { createTables, scenarios, storeKeys, unprepared, variant, variantNames, type BenchDatabase, type Scenario, type StoredKey, type VariantName } from './scenarios.ts'
 import { fixed, percentile, signed, table } from './stats.ts'
 
-const CLIENTS = [1, 8, 32]
+// BENCH_CLIENTS=8 (a comma-separated list) runs fewer cells while iterating; the summary needs 8.
+const CLIENTS = (process.env.BENCH_CLIENTS ?? '1,8,32').split(',').map(Number)
+if (CLIENTS.some((count) => !Number.isInteger(count) || count < 1)) throw new Error(`BENCH_CLIENTS must list client counts; got ${process.env.BENCH_CLIENTS}`)
 const ROUNDS = 4
 // A multiple of every client count: each client then replays keys no other client touches (see
 // measure.ts), so replays measure the lookup, not waits on one another's advisory locks.
@@ -68,7 +72,7 @@ async function bench(url: string, origin: string): Promise<void> {
         console.log(formatTable(rows))
       }
     }
-    console.log(`\n${summary(cells, frameTrips)}`)
+    if (CLIENTS.includes(GOAL_CLIENTS)) console.log(`\n${summary(cells, frameTrips)}`)
     console.log(`Load average at the end: ${loadAverage()}`)
   } finally {
     await monitor.end()
@@ -115,18 +119,19 @@ async function setUp(url: string, counter: Counter) {
 
 async function measureTable(url: string, scenario: Scenario, clients: number, replayKeys: StoredKey[], counter: Counter, wal: WalReader | undefined) {
   const db = connectCounted<BenchDatabase>(url, clients, counter)
+  const unpreparedDb = connectCounted<BenchDatabase>(url, clients, counter, { prepared: false })
   try {
     const rounds = new Map<VariantName, RoundResult[]>(variantNames.map((name) => [name, []]))
     for (let round = 0; round < ROUNDS; round++) {
       const warmupMs = WARMUP_SECONDS[Math.min(round, 1)]! * 1000
       for (const name of rotate(variantNames, round)) {
-        const request = variant(db, scenario, name, replayKeys)
+        const request = variant(unprepared(name) ? unpreparedDb : db, scenario, name, replayKeys)
         rounds.get(name)!.push(await runRound(request, clients, warmupMs, seconds * 1000, counter, wal, interrupt.signal))
       }
     }
     return new Map([...rounds].map(([name, results]) => [name, combine(results)]))
   } finally {
-    await db.destroy()
+    await Promise.all([db.destroy(), unpreparedDb.destroy()])
   }
 }
 

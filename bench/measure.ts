@@ -1,6 +1,7 @@
 // Driving concurrent clients, and what is measured around them: time, statements, WAL.
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
+import { usePreparedStatements } from '../src/index.ts'
 import type { Request } from './scenarios.ts'
 import { median } from './stats.ts'
 
@@ -14,8 +15,10 @@ export interface Counter {
  * pg client rather than in a Kysely `log` callback sees exactly what goes over the wire, BEGIN,
  * COMMIT and the library's savepoint included, and adds no awaits to the timed path.
  */
-export function connectCounted<DB>(url: string, max: number, counter: Counter): Kysely<DB> {
+export function connectCounted<DB>(url: string, max: number, counter: Counter, { prepared = true }: { prepared?: boolean } = {}): Kysely<DB> {
   const pool = new pg.Pool({ connectionString: url, max })
+  // The recommended set-up: the library's own statements prepared once per connection.
+  if (prepared) usePreparedStatements(pool)
   // A connection that dies between queries emits 'error', which unheard would crash the run before
   // it drops its database; the next query on it fails and stops the run instead.
   const ignore = () => {}

@@ -1,7 +1,7 @@
 // The business transactions the benchmark runs, and the four ways it runs each of them.
 import { randomInt, randomUUID } from 'node:crypto'
 import { sql, type Generated, type Kysely, type Transaction } from 'kysely'
-import { withIdempotency } from '../src/index.ts'
+import { withIdempotency, type usePreparedStatements } from '../src/index.ts'
 
 export interface BenchDatabase {
   accounts: { id: number; balance: string }
@@ -61,8 +61,15 @@ export function randomDeposit(): Deposit {
   return { account: randomInt(1, ACCOUNTS + 1), amount: randomInt(1, 100) }
 }
 
-export type VariantName = 'bare' | 'first' | 'first, savepoint' | 'replay'
-export const variantNames: VariantName[] = ['bare', 'first', 'first, savepoint', 'replay']
+export type VariantName = 'bare' | 'first' | 'first, savepoint' | 'first, unprepared' | 'replay' | 'replay, unprepared'
+export const variantNames: VariantName[] = ['bare', 'first', 'first, savepoint', 'first, unprepared', 'replay', 'replay, unprepared']
+
+/**
+ * Whether a variant runs on the pool without {@link usePreparedStatements}: the library's
+ * statements then go unnamed, as they do for a user who has not opted in (or cannot, behind an
+ * old PgBouncer). Every other variant, `bare` included, runs on the prepared pool.
+ */
+export const unprepared = (name: VariantName): boolean => name.endsWith(', unprepared')
 
 /**
  * One request of a variant. `slot` is unique among the requests in flight at once (see
@@ -84,6 +91,7 @@ export function variant(db: Db, scenario: Scenario, name: VariantName, replayKey
         await db.transaction().execute((tx) => scenario.run(tx, deposit))
       }
     case 'first':
+    case 'first, unprepared':
     case 'first, savepoint': {
       // The default claims without a savepoint; `savepoint: true` is what FinalFailure needs.
       const options = { savepoint: name === 'first, savepoint' }
@@ -96,6 +104,7 @@ export function variant(db: Db, scenario: Scenario, name: VariantName, replayKey
       }
     }
     case 'replay':
+    case 'replay, unprepared':
       return async (slot) => {
         const stored = replayKeys[slot % replayKeys.length]!
         const outcome = await db.transaction().execute((tx) =>

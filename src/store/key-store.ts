@@ -1,6 +1,7 @@
 import { CompiledQuery, type Transaction } from 'kysely'
 import type { ValidKey } from '../key.ts'
 import { translateDatabaseError } from './database-errors.ts'
+import { preparedStatement } from './prepared-statements.ts'
 import { quoteSchema } from './schema-name.ts'
 
 /** What {@link KeyStore.claim} found. See `claim_idempotency_key` in sql/0001. */
@@ -45,12 +46,16 @@ export class KeyStore {
 
   constructor(schema: string) {
     const s = quoteSchema(schema)
-    this.#claimSql = `select outcome, status, fingerprint, response, created_at from ${s}.claim_idempotency_key($1, $2, $3, $4, $5)`
+    this.#claimSql = preparedStatement('claim', `select outcome, status, fingerprint, response, created_at from ${s}.claim_idempotency_key($1, $2, $3, $4, $5)`)
     // The ttl runs from completion (this statement's start, by the database clock), so a long
     // transaction cannot commit a key that has already expired.
-    this.#insertSql =
+    this.#insertSql = preparedStatement(
+      'complete',
       `insert into ${s}.idempotency_keys (scope, key, fingerprint, status, response, customer_id, completed_at, expires_at) ` +
-      `values ($1, $2, $3, $4, $5::json, $6, statement_timestamp(), statement_timestamp() + $7::double precision * interval '1 millisecond')`
+      `values ($1, $2, $3, $4, $5::json, $6, statement_timestamp(), statement_timestamp() + $7::double precision * interval '1 millisecond')`,
+    )
+    // Not prepared: its WHERE would let a generic plan pick a sequential scan. It only runs under
+    // REPEATABLE READ / SERIALIZABLE.
     this.#updateSql =
       `update ${s}.idempotency_keys set fingerprint = $3, status = $4, response = $5::json, customer_id = $6, ` +
       `completed_at = statement_timestamp(), expires_at = statement_timestamp() + $7::double precision * interval '1 millisecond' ` +
