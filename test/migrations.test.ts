@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { sql, type Kysely } from 'kysely'
 import { describe, expect, it } from 'vitest'
 import { migrate, withIdempotency } from '../src/index.ts'
+import { loadMigrations, renderSql } from '../src/migrations/sql-files.ts'
 import { describeSchema } from './support/describe-schema.ts'
 import { hasCommand, runCommand } from './support/run-command.ts'
 import { useTestDatabase } from './support/test-database.ts'
@@ -10,9 +11,9 @@ import { useTestDatabase } from './support/test-database.ts'
 // A database nothing has migrated, so every way of migrating starts from zero.
 const database = useTestDatabase({ migrated: false })
 const psqlAvailable = await hasCommand('psql')
-const ALL_FILES = ['0001_idempotency_keys', '0002_customers', '0003_outbox']
-const ALL_VERSIONS = [1, 2, 3]
-const LATEST = 3
+const ALL_FILES = ['0001_idempotency_keys', '0002_customers', '0003_outbox', '0004_key_bounds_as_domains']
+const ALL_VERSIONS = [1, 2, 3, 4]
+const LATEST = 4
 const sqlFile = (name: string) => fileURLToPath(new URL(`../sql/${name}`, import.meta.url))
 
 async function versionOf(db: Kysely<any>, schema: string): Promise<number[]> {
@@ -96,6 +97,37 @@ describe('kysely-ctl', () => {
     const after = await sql<{ applied_at: Date }>`select applied_at from idem_mixed.schema_migrations`.execute(database.db)
     expect(after.rows).toEqual(before.rows)
     await expectWorking(database.db, 'idem_mixed')
+  })
+})
+
+describe('upgrading', () => {
+  it('0004 keeps the stored keys, and the same bounds hold as domain checks', async () => {
+    const schema = 'idem_upgrade'
+    const files = await loadMigrations()
+    for (const file of files.filter((f) => f.version < 4)) {
+      await database.db.transaction().execute((tx) => sql.raw(renderSql(file.text, { schema })).execute(tx))
+    }
+    const key = randomUUID()
+    const run = () => database.db.transaction().execute((tx) => withIdempotency(tx, key, async () => ({ stored: 'before 0004' }), { schema }))
+    expect(await run()).toMatchObject({ replayed: false })
+
+    expect(await migrate(database.db, { schema })).toEqual({ applied: ['0004_key_bounds_as_domains'], version: LATEST })
+    expect(await run()).toMatchObject({ replayed: true, value: { stored: 'before 0004' } })
+    const insert = (scope: string, key: string, fingerprint: Buffer, status: string) =>
+      sql`insert into ${sql.id(schema, 'idempotency_keys')} (scope, key, fingerprint, status, response, completed_at, expires_at)
+          values (${scope}, ${key}, ${fingerprint}, ${status}, '{}', now(), now())`.execute(database.db)
+    const sha = Buffer.alloc(32)
+    for (const [scope, badKey, fingerprint, status] of [
+      ['', 'k', sha, 'completed'],
+      ['s'.repeat(513), 'k', sha, 'completed'],
+      ['s', '', sha, 'completed'],
+      ['s', 'k'.repeat(256), sha, 'completed'],
+      ['s', 'k', Buffer.alloc(31), 'completed'],
+      ['s', 'k', sha, 'done'],
+    ] as const) {
+      await expect(insert(scope, badKey, fingerprint, status)).rejects.toMatchObject({ code: '23514' })
+    }
+    await insert('s'.repeat(512), 'k'.repeat(255), sha, 'failed')
   })
 })
 

@@ -7,7 +7,9 @@ import { barrier } from './support/concurrency.ts'
 import { countEntries, countKeys, createLedger, insertEntry, type LedgerDatabase } from './support/ledger.ts'
 import { useTestDatabase } from './support/test-database.ts'
 
-const RACERS = 50
+// Fewer racers than the concurrency suite's fifty: that file may run at the same time, and both
+// together must stay under the server's max_connections.
+const RACERS = 20
 const database = useTestDatabase<LedgerDatabase>()
 let pool: pg.Pool
 let db: Kysely<LedgerDatabase>
@@ -102,7 +104,7 @@ it('keeps two schemas apart on one pool: each has its own statements', async () 
   expect((await run('idem_prepared_other', 'x')).value).toBe('b')
 })
 
-describe.each<IsolationLevel>(['read committed', 'repeatable read', 'serializable'])('%s: fifty transactions, one key, prepared statements', (isolation) => {
+describe.each<IsolationLevel>(['read committed', 'repeatable read', 'serializable'])('%s: twenty transactions, one key, prepared statements', (isolation) => {
   it('runs fn exactly once; the others replay or get a typed retryable error', async () => {
     const account = randomUUID()
     const key = randomUUID()

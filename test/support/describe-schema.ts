@@ -1,8 +1,8 @@
 import { sql, type Kysely } from 'kysely'
 
 /**
- * A plain-text picture of a schema from the catalogs: tables with columns, constraints and
- * indexes, and functions with settings and bodies. Stable across PostgreSQL versions, unlike a
+ * A plain-text picture of a schema from the catalogs: domains with their checks, tables with
+ * columns, constraints and indexes, and functions with settings and bodies. Stable across PostgreSQL versions, unlike a
  * pg_dump, so one committed snapshot serves the embedded server and the machine's own.
  */
 export async function describeSchema(db: Kysely<any>, schema: string): Promise<string> {
@@ -32,10 +32,21 @@ export async function describeSchema(db: Kysely<any>, schema: string): Promise<s
       from pg_proc p join pg_namespace n on n.oid = p.pronamespace
      where n.nspname = ${schema}
      order by p.proname`.execute(db)
+  const domains = await sql<{ line: string }>`
+    select format(E'domain %s %s%s\n%s', t.typname, format_type(t.typbasetype, t.typtypmod),
+                  coalesce(' collate ' || quote_ident(co.collname), ''),
+                  string_agg(format('  constraint %s %s', k.conname, pg_get_constraintdef(k.oid)), E'\n' order by k.conname)) as line
+      from pg_type t
+      join pg_namespace n on n.oid = t.typnamespace
+      left join pg_collation co on co.oid = t.typcollation and co.collname <> 'default'
+      left join pg_constraint k on k.contypid = t.oid and k.contype <> 'n'
+     where n.nspname = ${schema} and t.typtype = 'd'
+     group by t.oid, t.typname, co.collname
+     order by t.typname`.execute(db)
   const byTable = new Map<string, string[]>()
   for (const row of [...columns.rows, ...constraints.rows, ...indexes.rows]) {
     byTable.set(row.table_name, [...(byTable.get(row.table_name) ?? []), row.line])
   }
   const tables = [...byTable].map(([table, lines]) => `table ${table}\n${lines.join('\n')}`)
-  return [...tables, ...functions.rows.map((r) => r.line)].join('\n\n').replaceAll(schema, '<schema>') + '\n'
+  return [...domains.rows.map((r) => r.line), ...tables, ...functions.rows.map((r) => r.line)].join('\n\n').replaceAll(schema, '<schema>') + '\n'
 }
