@@ -104,6 +104,21 @@ it('keeps two schemas apart on one pool: each has its own statements', async () 
   expect((await run('idem_prepared_other', 'x')).value).toBe('b')
 })
 
+it('reports a schema that is not migrated yet as IDEMPOTENCY_NOT_MIGRATED, and works once it is', async () => {
+  const schema = 'idem_prepared_later'
+  const single = usePreparedStatements(new pg.Pool({ connectionString: database.url, max: 1 }))
+  const one = new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool: single }) })
+  try {
+    const call = () => one.transaction().execute((tx) => withIdempotency(tx, randomUUID(), async () => 'done', { schema }))
+    // The named statement fails to parse on this connection; node-postgres then forgets the name.
+    await expect(call()).rejects.toMatchObject({ code: IdempotencyErrorCode.NOT_MIGRATED })
+    await migrate(database.db, { schema })
+    expect(await call()).toMatchObject({ replayed: false, value: 'done' })
+  } finally {
+    await one.destroy()
+  }
+})
+
 describe.each<IsolationLevel>(['read committed', 'repeatable read', 'serializable'])('%s: twenty transactions, one key, prepared statements', (isolation) => {
   it('runs fn exactly once; the others replay or get a typed retryable error', async () => {
     const account = randomUUID()

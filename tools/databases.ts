@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
+import { usePreparedStatements } from '../src/store/prepared-statements.ts'
 
 /** The same server, another database. */
 export function withDatabase(url: string, database: string): string {
@@ -48,9 +49,14 @@ export async function dropDatabase(url: string, name: string): Promise<void> {
   })
 }
 
-/** A Kysely instance on a pg pool; `max` connections at most. */
-export function connect<DB = any>(url: string, max = 10): Kysely<DB> {
+/**
+ * A Kysely instance on a pg pool; `max` connections at most. `preparedStatements` opts the pool
+ * in to usePreparedStatements, as the example service and the benchmarks do; the tests leave it
+ * off (test/prepared-statements.test.ts covers it), so they run the path every user starts on.
+ */
+export function connect<DB = any>(url: string, max = 10, { preparedStatements = false }: { preparedStatements?: boolean } = {}): Kysely<DB> {
   const pool = new pg.Pool({ connectionString: url, max })
+  if (preparedStatements) usePreparedStatements(pool)
   // A connection that dies while no query runs on it emits 'error'; with no listener that
   // crashes the process. The pool listens only to idle connections, so every connection gets
   // its own listener too. The next query on it fails, and that error is the one to handle.
