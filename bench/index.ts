@@ -17,7 +17,8 @@ import pg from 'pg'
 import { migrate } from '../src/index.ts'
 import { createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../tools/databases.ts'
 import { startLocalPostgres } from '../tools/local-postgres.ts'
-import { combine, connectCounted, runRound, walReader, type CellResult, type Counter, type RoundResult, type WalReader } from './measure.ts'
+import { serverCpuReader } from './cpu.ts'
+import { combine, connectCounted, runRound, walReader, type CellResult, type Counter, type Meters, type RoundResult } from './measure.ts'
 import { createTables, scenarios, storeKeys, unprepared, variant, variantNames, type BenchDatabase, type Scenario, type StoredKey, type VariantName } from './scenarios.ts'
 import { fixed, percentile, signed, table } from './stats.ts'
 
@@ -61,12 +62,12 @@ async function bench(url: string, origin: string): Promise<void> {
   await monitor.connect()
   try {
     await printHeader(monitor, origin)
-    const wal = await walReader(monitor)
+    const meters: Meters = { counter, wal: await walReader(monitor), serverCpu: await serverCpuReader(monitor) }
     const { replayKeys, frameTrips } = await setUp(url, counter)
     const cells: Cells = new Map()
     for (const scenario of scenarios) {
       for (const clients of CLIENTS) {
-        const rows = await measureTable(url, scenario, clients, replayKeys.get(scenario)!, counter, wal)
+        const rows = await measureTable(url, scenario, clients, replayKeys.get(scenario)!, meters)
         for (const [name, cell] of rows) cells.set(`${scenario.name}|${clients}|${name}`, cell)
         console.log(`\n${scenario.name}, ${clients} client${clients === 1 ? '' : 's'}`)
         console.log(formatTable(rows))
@@ -97,6 +98,10 @@ async function printHeader(monitor: pg.Client, origin: string): Promise<void> {
     'Round trips are counted at the pg client (BEGIN and COMMIT included). WAL is the cluster-wide ' +
       'pg_current_wal_insert_lsn() delta over the measured seconds, per request.',
   )
+  console.log(
+    'node µs/req: CPU (user + system) of this process, which runs the clients, kysely and node-postgres; pg µs/req: CPU of ' +
+      "the server's processes (when the server runs on this machine); CPU vs bare: bare's total CPU per request over the variant's.",
+  )
   console.log(`Replays repeat ${REPLAY_KEYS} stored keys per business transaction, each client its own share.`)
 }
 
@@ -117,16 +122,16 @@ async function setUp(url: string, counter: Counter) {
   }
 }
 
-async function measureTable(url: string, scenario: Scenario, clients: number, replayKeys: StoredKey[], counter: Counter, wal: WalReader | undefined) {
-  const db = connectCounted<BenchDatabase>(url, clients, counter)
-  const unpreparedDb = connectCounted<BenchDatabase>(url, clients, counter, { prepared: false })
+async function measureTable(url: string, scenario: Scenario, clients: number, replayKeys: StoredKey[], meters: Meters) {
+  const db = connectCounted<BenchDatabase>(url, clients, meters.counter)
+  const unpreparedDb = connectCounted<BenchDatabase>(url, clients, meters.counter, { prepared: false })
   try {
     const rounds = new Map<VariantName, RoundResult[]>(variantNames.map((name) => [name, []]))
     for (let round = 0; round < ROUNDS; round++) {
       const warmupMs = WARMUP_SECONDS[Math.min(round, 1)]! * 1000
       for (const name of rotate(variantNames, round)) {
         const request = variant(unprepared(name) ? unpreparedDb : db, scenario, name, replayKeys)
-        rounds.get(name)!.push(await runRound(request, clients, warmupMs, seconds * 1000, counter, wal, interrupt.signal))
+        rounds.get(name)!.push(await runRound(request, clients, warmupMs, seconds * 1000, meters, interrupt.signal))
       }
     }
     return new Map([...rounds].map(([name, results]) => [name, combine(results)]))
@@ -148,7 +153,7 @@ function rotate<T>(items: T[], by: number): T[] {
 
 function formatTable(rows: Map<VariantName, CellResult>): string {
   const bare = rows.get('bare')!
-  const header = ['variant', 'req/s', 'spread', 'p50 ms', 'p99 ms', 'trips/req', 'vs bare', 'WAL B/req', 'WAL vs bare']
+  const header = ['variant', 'req/s', 'spread', 'p50 ms', 'p99 ms', 'trips/req', 'vs bare', 'WAL B/req', 'WAL vs bare', 'node µs/req', 'pg µs/req', 'CPU vs bare']
   const body = [...rows].map(([name, cell]) => [
     name,
     fixed(cell.rate, 0),
@@ -159,6 +164,12 @@ function formatTable(rows: Map<VariantName, CellResult>): string {
     fixed(cell.rate / bare.rate, 2),
     fixed(cell.walPerRequest, 0),
     cell.walPerRequest === undefined || bare.walPerRequest === undefined ? 'n/a' : signed(cell.walPerRequest - bare.walPerRequest),
+    fixed(cell.nodeCpuPerRequestUs, 0),
+    cell.serverCpuPerRequestUs === undefined ? 'n/a' : fixed(cell.serverCpuPerRequestUs, 0),
+    // Bare's CPU per request over this variant's: the throughput ratio CPU alone would predict.
+    cell.serverCpuPerRequestUs === undefined || bare.serverCpuPerRequestUs === undefined
+      ? 'n/a'
+      : fixed((bare.nodeCpuPerRequestUs + bare.serverCpuPerRequestUs) / (cell.nodeCpuPerRequestUs + cell.serverCpuPerRequestUs), 2),
   ])
   return table(header, body)
 }

@@ -3,6 +3,7 @@ import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { usePreparedStatements } from '../src/index.ts'
 import type { Request } from './scenarios.ts'
+import { nodeCpu, type CpuReader } from './cpu.ts'
 import { median } from './stats.ts'
 
 /** Statements sent to the server by the pools that share it. */
@@ -64,6 +65,17 @@ export interface RoundResult {
   latenciesMs: number[]
   queries: number
   walBytes: bigint | undefined
+  /** CPU microseconds this process used. */
+  nodeCpuUs: number
+  /** CPU microseconds the server's processes used, where the server runs on this machine. */
+  serverCpuUs: number | undefined
+}
+
+/** What a round reads besides the clock. */
+export interface Meters {
+  counter: Counter
+  wal: WalReader | undefined
+  serverCpu: CpuReader | undefined
 }
 
 /** A warm-up of `warmupMs`, then `measureMs` measured, each with `clients` loops back to back. */
@@ -72,14 +84,17 @@ export async function runRound(
   clients: number,
   warmupMs: number,
   measureMs: number,
-  counter: Counter,
-  wal: WalReader | undefined,
+  { counter, wal, serverCpu }: Meters,
   signal: AbortSignal,
 ): Promise<RoundResult> {
   await drive(request, clients, warmupMs, signal)
   const queriesBefore = counter.queries
   const walBefore = await wal?.()
+  const nodeBefore = nodeCpu()
+  const serverBefore = serverCpu?.()
   const { latencies, elapsedMs } = await drive(request, clients, measureMs, signal)
+  const serverAfter = serverCpu?.()
+  const nodeAfter = nodeCpu()
   const walAfter = await wal?.()
   return {
     requests: latencies.length,
@@ -87,6 +102,8 @@ export async function runRound(
     latenciesMs: latencies,
     queries: counter.queries - queriesBefore,
     walBytes: walBefore === undefined || walAfter === undefined ? undefined : walAfter - walBefore,
+    nodeCpuUs: nodeAfter - nodeBefore,
+    serverCpuUs: serverBefore === undefined || serverAfter === undefined ? undefined : serverAfter - serverBefore,
   }
 }
 
@@ -127,6 +144,8 @@ export interface CellResult {
   latenciesMs: Float64Array
   trips: number
   walPerRequest: number | undefined
+  nodeCpuPerRequestUs: number
+  serverCpuPerRequestUs: number | undefined
 }
 
 export function combine(rounds: RoundResult[]): CellResult {
@@ -137,11 +156,16 @@ export function combine(rounds: RoundResult[]): CellResult {
   const walBytes = rounds.every((round) => round.walBytes !== undefined)
     ? rounds.reduce((sum, round) => sum + round.walBytes!, 0n)
     : undefined
+  const serverCpu = rounds.every((round) => round.serverCpuUs !== undefined)
+    ? rounds.reduce((sum, round) => sum + round.serverCpuUs!, 0)
+    : undefined
   return {
     rate,
     spread: (Math.max(...rates) - Math.min(...rates)) / rate,
     latenciesMs: Float64Array.from(rounds.flatMap((round) => round.latenciesMs)).sort(),
     trips: queries / requests,
     walPerRequest: walBytes === undefined ? undefined : Number(walBytes) / requests,
+    nodeCpuPerRequestUs: rounds.reduce((sum, round) => sum + round.nodeCpuUs, 0) / requests,
+    serverCpuPerRequestUs: serverCpu === undefined ? undefined : serverCpu / requests,
   }
 }

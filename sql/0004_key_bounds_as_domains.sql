@@ -9,7 +9,11 @@
 -- domains cost a third of that. The bounds themselves do not change.
 --
 -- For the DBA: changing a column to a domain with checks rewrites the table and its indexes
--- under an ACCESS EXCLUSIVE lock. On a large key table, run it in a quiet hour (or after a sweep).
+-- under an ACCESS EXCLUSIVE lock, and claims queue behind it (and behind the longest open
+-- transaction it waits for). On a large key table, run it in a quiet hour, after a sweep, with no
+-- REPEATABLE READ transaction open: one whose snapshot predates the rewrite sees an empty table
+-- (its claim then fails with a retryable serialization error). The lock is waited for at most
+-- 5 s below: if it times out, nothing has changed; run the file again.
 \if :{?schema}
 \else
 \set schema idempotency
@@ -19,6 +23,9 @@
 BEGIN;
 
 SELECT pg_advisory_xact_lock(hashtextextended('pg-idempotency:migrate:' || :'schema', 0));
+
+-- Not to queue every claim behind a long transaction while waiting for the table lock.
+SET LOCAL lock_timeout = '5s';
 
 -- CREATE DOMAIN has no IF NOT EXISTS; the block below makes each one only when it is missing.
 -- It reads the schema name from this transaction's setting, since psql fills in no variables
@@ -59,8 +66,8 @@ ALTER TABLE :"schema".idempotency_keys
   DROP CONSTRAINT IF EXISTS idempotency_keys_key_check,
   DROP CONSTRAINT IF EXISTS idempotency_keys_fingerprint_check,
   DROP CONSTRAINT IF EXISTS idempotency_keys_status_check,
-  -- A completed or failed row always has its response: the library writes both in one INSERT
-  -- (or one UPDATE of a placeholder), and status 'claimed' rows are never replayed.
+  -- A completed or failed row always has its response: the library, the table's only writer,
+  -- writes both in one INSERT (or one UPDATE of a placeholder); 'claimed' rows are never replayed.
   DROP CONSTRAINT IF EXISTS idempotency_keys_done_has_response;
 
 -- Sessions that ran the claim function before this file keep its compiled plans, typed for the

@@ -155,8 +155,9 @@ export class IdempotencyStoreError extends IdempotencyError {
     message: string,
     sqlState: string | undefined,
     cause: unknown,
+    retryable = false,
   ) {
-    super(code, 500, message, { cause })
+    super(code, 500, message, { cause, retryable })
     this.sqlState = sqlState
   }
 }

@@ -51,7 +51,7 @@ it('prepares the claim and the stored result once per connection, and reuses the
       await one.transaction().execute((tx) => withIdempotency(tx, { scope: 'prepared', key, request: { account } }, async (tx) => insertEntry(tx, account, 5)))
     }
     const prepared = await one.connection().execute(preparedOn)
-    expect(prepared.map((p) => p.name)).toEqual([expect.stringMatching(/^pg_idempotency_claim_\d+$/), expect.stringMatching(/^pg_idempotency_complete_\d+$/)])
+    expect(prepared.map((p) => p.name)).toEqual([expect.stringMatching(/^pg_idempotency_claim_[0-9a-f]{16}$/), expect.stringMatching(/^pg_idempotency_complete_[0-9a-f]{16}$/)])
     expect(prepared[0]!.statement).toContain('claim_idempotency_key($1, $2, $3, $4, $5)')
     expect(prepared[1]!.statement).toContain('insert into "idempotency".idempotency_keys')
     // Parsed once, run twice; the business insert and BEGIN/COMMIT stay unnamed.
@@ -90,6 +90,32 @@ it('prepares again on the connection that replaces one the server killed', async
     expect((await one.connection().execute(preparedOn)).map((p) => p.runs)).toEqual([1, 1])
   } finally {
     await one.destroy()
+  }
+})
+
+it('recovers on the same connection when the server forgot its statements (DEALLOCATE ALL)', async () => {
+  const single = usePreparedStatements(new pg.Pool({ connectionString: database.url, max: 1 }))
+  const one = new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool: single }) })
+  try {
+    const call = () => one.transaction().execute((tx) => withIdempotency(tx, randomUUID(), async () => 'done'))
+    await call()
+    await sql`deallocate all`.execute(one)
+    // This attempt finds its statement gone: a typed, retryable error, and node-postgres is told.
+    await expect(call()).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: '26000', retryable: true })
+    expect(await call()).toMatchObject({ replayed: false, value: 'done' })
+    expect(await call()).toMatchObject({ replayed: false, value: 'done' })
+  } finally {
+    await one.destroy()
+  }
+})
+
+it('refuses a pool that already has connections: they would stay unprepared', async () => {
+  const used = new pg.Pool({ connectionString: database.url, max: 1 })
+  try {
+    await used.query('select 1')
+    expect(() => usePreparedStatements(used)).toThrow(expect.objectContaining({ code: IdempotencyErrorCode.USAGE }))
+  } finally {
+    await used.end()
   }
 })
 

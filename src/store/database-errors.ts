@@ -47,6 +47,16 @@ export function translateDatabaseError(error: unknown, retryAfterSeconds: number
         sqlState,
         error,
       )
+    // The server forgot a prepared statement the connection had (DISCARD ALL, DEALLOCATE, a
+    // pooler): usePreparedStatements has the connection parse it again on the next attempt.
+    case SqlState.INVALID_SQL_STATEMENT_NAME:
+      return new IdempotencyStoreError(
+        IdempotencyErrorCode.STORE_FAILED,
+        'The server no longer knew one of the library\'s prepared statements on this connection; the transaction can be retried.',
+        sqlState,
+        error,
+        true,
+      )
     default:
       return new IdempotencyStoreError(
         IdempotencyErrorCode.STORE_FAILED,

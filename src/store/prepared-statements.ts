@@ -10,23 +10,33 @@
 // registered (a function call, an INSERT ... VALUES): a cached generic plan cannot turn into a
 // sequential scan as the key table grows.
 
+import { createHash } from 'node:crypto'
+import { IdempotencyUsageError } from '../errors.ts'
+import { SqlState, sqlStateOf } from './sql-state.ts'
+
 /** The part of a node-postgres client this needs. */
 interface QueryingClient {
   query(...args: unknown[]): unknown
 }
 
+/** node-postgres's record of the statements a connection has parsed (internal, hence optional). */
+const parsedStatements = (client: QueryingClient) =>
+  (client as { connection?: { parsedStatements?: Record<string, string> } }).connection?.parsedStatements
+
 /** The part of a node-postgres `Pool` this needs. */
 export interface PoolWithConnectEvent {
   on(event: 'connect', listener: (client: QueryingClient) => void): unknown
+  totalCount?: number
 }
 
-// Statement text -> name. A text gets one name for the life of the process; another schema's
-// statements are other texts and get other names.
+// Statement text -> name. The name comes from the text, so two copies of the library in one
+// process (or another schema's statements) never give one name to two texts.
 const names = new Map<string, string>()
+const NAME_PREFIX = 'pg_idempotency_'
 
 /** Registers `sql` for {@link usePreparedStatements} pools, under a name made from `label`. */
 export function preparedStatement(label: string, sql: string): string {
-  if (!names.has(sql)) names.set(sql, `pg_idempotency_${label}_${names.size + 1}`)
+  if (!names.has(sql)) names.set(sql, `${NAME_PREFIX}${label}_${createHash('sha256').update(sql).digest('hex').slice(0, 16)}`)
   return sql
 }
 
@@ -48,6 +58,9 @@ const patched = new WeakSet<QueryingClient>()
  * ```
  */
 export function usePreparedStatements<P extends PoolWithConnectEvent>(pool: P): P {
+  if ((pool.totalCount ?? 0) > 0) {
+    throw new IdempotencyUsageError('usePreparedStatements must be called before the pool opens its first connection; the open ones would stay unprepared.')
+  }
   pool.on('connect', (client) => {
     if (patched.has(client)) return
     patched.add(client)
@@ -55,9 +68,21 @@ export function usePreparedStatements<P extends PoolWithConnectEvent>(pool: P): 
     client.query = function (this: QueryingClient, ...args: unknown[]) {
       const [text] = args
       const name = typeof text === 'string' ? names.get(text) : undefined
+      if (name === undefined) return query.apply(this, args)
       // node-postgres takes { text, name } in place of the text, and the values after it.
-      if (name !== undefined) args[0] = { text, name }
-      return query.apply(this, args)
+      args[0] = { text, name }
+      const result = query.apply(this, args)
+      if (!(result instanceof Promise)) return result
+      return result.catch((error: unknown) => {
+        // The server forgot the statement (DISCARD ALL, DEALLOCATE, a pooler) while node-postgres
+        // still counts it as parsed and would never send it again. Whatever forgot one forgot the
+        // others too: have every library statement parse again on its next use here.
+        if (sqlStateOf(error) === SqlState.INVALID_SQL_STATEMENT_NAME) {
+          const parsed = parsedStatements(this) ?? {}
+          for (const statement of Object.keys(parsed)) if (statement.startsWith(NAME_PREFIX)) delete parsed[statement]
+        }
+        throw error
+      })
     }
   })
   return pool

@@ -10,6 +10,7 @@ export const SqlState = {
   UNDEFINED_FUNCTION: '42883',
   INVALID_SCHEMA_NAME: '3F000',
   IN_FAILED_SQL_TRANSACTION: '25P02',
+  INVALID_SQL_STATEMENT_NAME: '26000',
 } as const
 
 /** The SQLSTATE of a driver error, if it has one. */
