@@ -7,10 +7,10 @@ import { barrier } from './support/concurrency.ts'
 import { countEntries, countKeys, createLedger, insertEntry, type LedgerDatabase } from './support/ledger.ts'
 import { useTestDatabase } from './support/test-database.ts'
 
-// Fewer racers than the concurrency suite's fifty: that file may run at the same time, and both
-// together must stay under the server's max_connections.
-const RACERS = 20
-const database = useTestDatabase<LedgerDatabase>()
+// Fewer racers than the concurrency suite's fifty: other files run at the same time, and all of
+// them together must stay under the server's max_connections (100 on the machine's server).
+const RACERS = 10
+const database = useTestDatabase<LedgerDatabase>({ maxConnections: 2 })
 let pool: pg.Pool
 let db: Kysely<LedgerDatabase>
 
@@ -145,7 +145,7 @@ it('reports a schema that is not migrated yet as IDEMPOTENCY_NOT_MIGRATED, and w
   }
 })
 
-describe.each<IsolationLevel>(['read committed', 'repeatable read', 'serializable'])('%s: twenty transactions, one key, prepared statements', (isolation) => {
+describe.each<IsolationLevel>(['read committed', 'repeatable read', 'serializable'])('%s: ten transactions, one key, prepared statements', (isolation) => {
   it('runs fn exactly once; the others replay or get a typed retryable error', async () => {
     const account = randomUUID()
     const key = randomUUID()
