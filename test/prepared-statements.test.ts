@@ -5,25 +5,35 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { IdempotencyError, IdempotencyErrorCode, migrate, usePreparedStatements, withIdempotency } from '../src/index.ts'
 import { barrier } from './support/concurrency.ts'
 import { countEntries, countKeys, createLedger, insertEntry, type LedgerDatabase } from './support/ledger.ts'
+import { connect } from '../tools/databases.ts'
 import { useTestDatabase } from './support/test-database.ts'
 
 // Fewer racers than the concurrency suite's fifty: other files run at the same time, and all of
 // them together must stay under the server's max_connections (100 on the machine's server).
 const RACERS = 10
 const database = useTestDatabase<LedgerDatabase>({ maxConnections: 2 })
-let pool: pg.Pool
 let db: Kysely<LedgerDatabase>
 
 beforeAll(async () => {
   await createLedger(database.db)
-  pool = usePreparedStatements(new pg.Pool({ connectionString: database.url, max: RACERS }))
-  pool.on('error', () => {})
-  pool.on('connect', (client) => client.on('error', () => {}))
-  db = new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool }) })
+  db = connect(database.url, RACERS, { preparedStatements: true })
 })
 afterAll(async () => {
   await db?.destroy()
 })
+
+/**
+ * Runs `test` on a prepared pool of one connection, so consecutive calls and the checks between
+ * them share one session.
+ */
+async function onOneConnection(test: (one: Kysely<LedgerDatabase>) => Promise<void>): Promise<void> {
+  const one = connect<LedgerDatabase>(database.url, 1, { preparedStatements: true })
+  try {
+    await test(one)
+  } finally {
+    await one.destroy()
+  }
+}
 
 interface Prepared {
   name: string
@@ -43,10 +53,7 @@ const deposit = (key: string, account: string) =>
 
 it('prepares the claim and the stored result once per connection, and reuses them', async () => {
   const account = randomUUID()
-  // One connection at a time: the second call and the check below run on the same session.
-  const single = usePreparedStatements(new pg.Pool({ connectionString: database.url, max: 1 }))
-  const one = new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool: single }) })
-  try {
+  await onOneConnection(async (one) => {
     for (const key of [randomUUID(), randomUUID()]) {
       await one.transaction().execute((tx) => withIdempotency(tx, { scope: 'prepared', key, request: { account } }, async (tx) => insertEntry(tx, account, 5)))
     }
@@ -56,9 +63,7 @@ it('prepares the claim and the stored result once per connection, and reuses the
     expect(prepared[1]!.statement).toContain('insert into "idempotency".idempotency_keys')
     // Parsed once, run twice; the business insert and BEGIN/COMMIT stay unnamed.
     expect(prepared.map((p) => p.runs)).toEqual([2, 2])
-  } finally {
-    await one.destroy()
-  }
+  })
 })
 
 it('replays through the prepared claim, byte for byte', async () => {
@@ -94,9 +99,7 @@ it('prepares again on the connection that replaces one the server killed', async
 })
 
 it('recovers on the same connection when the server forgot its statements (DEALLOCATE ALL)', async () => {
-  const single = usePreparedStatements(new pg.Pool({ connectionString: database.url, max: 1 }))
-  const one = new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool: single }) })
-  try {
+  await onOneConnection(async (one) => {
     const call = () => one.transaction().execute((tx) => withIdempotency(tx, randomUUID(), async () => 'done'))
     await call()
     await sql`deallocate all`.execute(one)
@@ -104,9 +107,7 @@ it('recovers on the same connection when the server forgot its statements (DEALL
     await expect(call()).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: '26000', retryable: true })
     expect(await call()).toMatchObject({ replayed: false, value: 'done' })
     expect(await call()).toMatchObject({ replayed: false, value: 'done' })
-  } finally {
-    await one.destroy()
-  }
+  })
 })
 
 it('refuses a pool that already has connections: they would stay unprepared', async () => {
@@ -132,17 +133,13 @@ it('keeps two schemas apart on one pool: each has its own statements', async () 
 
 it('reports a schema that is not migrated yet as IDEMPOTENCY_NOT_MIGRATED, and works once it is', async () => {
   const schema = 'idem_prepared_later'
-  const single = usePreparedStatements(new pg.Pool({ connectionString: database.url, max: 1 }))
-  const one = new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool: single }) })
-  try {
+  await onOneConnection(async (one) => {
     const call = () => one.transaction().execute((tx) => withIdempotency(tx, randomUUID(), async () => 'done', { schema }))
     // The named statement fails to parse on this connection; node-postgres then forgets the name.
     await expect(call()).rejects.toMatchObject({ code: IdempotencyErrorCode.NOT_MIGRATED })
     await migrate(database.db, { schema })
     expect(await call()).toMatchObject({ replayed: false, value: 'done' })
-  } finally {
-    await one.destroy()
-  }
+  })
 })
 
 describe.each<IsolationLevel>(['read committed', 'repeatable read', 'serializable'])('%s: ten transactions, one key, prepared statements', (isolation) => {

@@ -71,9 +71,11 @@ export function usePreparedStatements<P extends PoolWithConnectEvent>(pool: P): 
       if (name === undefined) return query.apply(this, args)
       // node-postgres takes { text, name } in place of the text, and the values after it.
       args[0] = { text, name }
-      const result = query.apply(this, args)
-      if (!(result instanceof Promise)) return result
-      return result.catch((error: unknown) => {
+      const result = query.apply(this, args) as PromiseLike<unknown> | undefined
+      // A promise of the pool's own Promise class (node-postgres lets it be configured), or
+      // nothing when a callback was passed.
+      if (typeof result?.then !== 'function') return result
+      return result.then(undefined, (error: unknown) => {
         // The server forgot the statement (DISCARD ALL, DEALLOCATE, a pooler) while node-postgres
         // still counts it as parsed and would never send it again. Whatever forgot one forgot the
         // others too: have every library statement parse again on its next use here.
