@@ -1,0 +1,233 @@
+// npm run bench (last part): the floor under the first-call goals. How close can any design that
+// claims a key before the work and stores the result after it come to the bare transaction on
+// this machine? Here node-postgres sends the library's own two statements, captured from one real
+// withIdempotency call, with no kysely and none of the library's JavaScript in the way:
+//
+// - bare: BEGIN, the business INSERT, COMMIT (the core benchmark's single insert, as raw pg);
+// - two empty round trips: a prepared SELECT 1 where the claim and the store would go, so only
+//   the trips cost, not the statements;
+// - claim and store: the library's two statements, as withIdempotency sends them;
+// - claim and store, store batched: the store travels in COMMIT's message, one Sync for both. Of
+//   the two batches it is the one that belongs to the library alone;
+// - bare, batched: BEGIN in the INSERT's message. Sending BEGIN with the next statement saves a
+//   round trip in any transaction, so it is no gain of the library's;
+// - claim and store, batched: the claim in BEGIN's message and the store in COMMIT's, so a first
+//   call makes no more round trips than bare. No kysely transaction can send this; it is the
+//   cheapest these two statements can be sent. Against bare it compares unlike with unlike;
+//   against bare, batched, like with like.
+//
+// Same rounds as the core benchmark: variants take turns, the order rotated each round, req/s
+// is the median round. BENCH_SECONDS sets the seconds per round (default 2).
+import { createHash, randomInt, randomUUID } from 'node:crypto'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
+import { migrate, usePreparedStatements, withIdempotency } from '../src/index.ts'
+import { createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../tools/databases.ts'
+import { startLocalPostgres } from '../tools/local-postgres.ts'
+import { sendBatch, type Statement } from './batch.ts'
+import { nodeCpu, serverCpuReader, type CpuReader } from './cpu.ts'
+import { ACCOUNTS, createTables } from './scenarios.ts'
+import { fixed, median, table } from './stats.ts'
+
+const CLIENTS = 8
+const ROUNDS = 4
+const STORED_KEYS = 100_000
+const seconds = Number(process.env.BENCH_SECONDS ?? 2)
+if (!(seconds > 0)) throw new Error(`BENCH_SECONDS must be a positive number of seconds; got ${process.env.BENCH_SECONDS}`)
+
+const server = await startLocalPostgres({ log: (line) => console.error(line), durable: true })
+const database = uniqueDatabaseName('pgidem_bench_floor')
+await createDatabase(server.url, database)
+try {
+  const url = withDatabase(server.url, database)
+  const library = await setUp(url)
+  await measure(url, library)
+} finally {
+  await dropDatabase(server.url, database)
+  await server.stop()
+}
+
+/** Migrates, fills the key table, and returns the claim and store statements of one real first call. */
+async function setUp(url: string): Promise<{ claim: Statement; store: Statement }> {
+  const pool = new pg.Pool({ connectionString: url, max: 1 })
+  const sent: Statement[] = []
+  // Listening before usePreparedStatements does puts this wrapper under its own: it sees the
+  // statements as they leave for node-postgres, named.
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown
+    ;(client as unknown as { query: typeof query }).query = (...args) => {
+      const [config, values] = args as [{ name?: string; text?: string } | string, unknown[]]
+      if (typeof config === 'object' && config.name?.startsWith('pg_idempotency_')) sent.push({ name: config.name, text: config.text!, values })
+      return query(...args)
+    }
+  })
+  usePreparedStatements(pool)
+  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
+  try {
+    await migrate(db)
+    await createTables(db)
+    // A key table the size a busy service keeps for a day, so lookups and inserts meet a deep index.
+    await sql`insert into idempotency.idempotency_keys (scope, key, fingerprint, status, response, completed_at, expires_at)
+              select 'tenant_0001:POST /ledger', gen_random_uuid()::text, sha256(i::text::bytea), 'completed', '{"id":"1"}',
+                     now(), now() + interval '1 day'
+              from generate_series(1, ${STORED_KEYS}) as i`.execute(db)
+    await sql`analyze`.execute(db)
+    await db.transaction().execute((tx) =>
+      withIdempotency(tx, { scope: 'tenant_0001:POST /ledger', key: randomUUID(), request: { account: 1, amount: 1 } }, async (tx) => {
+        const row = await sql<{ id: string }>`insert into ledger (account_id, amount) values (1, 1) returning id`.execute(tx)
+        return { id: row.rows[0]!.id }
+      }),
+    )
+  } finally {
+    await db.destroy()
+  }
+  const [claim, store] = sent
+  if (sent.length !== 2 || !claim!.name.includes('_claim_') || !store!.name.includes('_complete_')) {
+    throw new Error(`expected the claim and the store from one first call; captured ${sent.map((s) => s.name).join(', ')}`)
+  }
+  return { claim: claim!, store: store! }
+}
+
+type Variant = (client: pg.Client) => Promise<void>
+type Message = string | Statement | Statement[]
+
+async function send(client: pg.Client, messages: Message[]): Promise<void> {
+  for (const message of messages) {
+    if (Array.isArray(message)) await sendBatch(client, message)
+    else await client.query(message)
+  }
+}
+
+async function measure(url: string, library: { claim: Statement; store: Statement }) {
+  // A fresh key (and fingerprint) per request, in the positions the library uses.
+  const withKey = (statement: Statement, key: string, fingerprint: Buffer): Statement => {
+    const values = [...statement.values]
+    values[1] = key
+    values[2] = fingerprint
+    return { ...statement, values }
+  }
+  const fresh = () => {
+    const key = randomUUID()
+    const fingerprint = createHash('sha256').update(key).digest()
+    return { claim: withKey(library.claim, key, fingerprint), store: withKey(library.store, key, fingerprint) }
+  }
+  const insert = (): Statement => ({
+    name: 'bench_floor_insert',
+    text: 'insert into ledger (account_id, amount) values ($1, $2) returning id',
+    values: [randomInt(1, ACCOUNTS + 1), randomInt(1, 100)],
+  })
+  const selectOne: Statement = { name: 'bench_floor_select_one', text: 'select 1', values: [] }
+  const begin: Statement = { name: 'bench_floor_begin', text: 'begin', values: [] }
+  const commit: Statement = { name: 'bench_floor_commit', text: 'commit', values: [] }
+
+  // Each request as the messages it sends: a statement alone, BEGIN and COMMIT as kysely sends
+  // them (simple queries), or a batch of statements behind one Sync. A failed statement in a
+  // batch makes the server skip the rest, so a failed store never reaches its COMMIT.
+  const plans: Record<string, () => Message[]> = {
+    bare: () => ['begin', insert(), 'commit'],
+    'two empty round trips': () => ['begin', selectOne, insert(), selectOne, 'commit'],
+    'claim and store': () => {
+      const { claim, store } = fresh()
+      return ['begin', claim, insert(), store, 'commit']
+    },
+    'claim and store, store batched': () => {
+      const { claim, store } = fresh()
+      return ['begin', claim, insert(), [store, commit]]
+    },
+    'bare, batched': () => [[begin, insert()], 'commit'],
+    'claim and store, batched': () => {
+      const { claim, store } = fresh()
+      return [[begin, claim], insert(), [store, commit]]
+    },
+  }
+  const variants = Object.fromEntries(Object.entries(plans).map(([name, plan]) => [name, (client: pg.Client) => send(client, plan())]))
+
+  const monitor = new pg.Client({ connectionString: url })
+  await monitor.connect()
+  const clients = await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      const client = new pg.Client({ connectionString: url })
+      await client.connect()
+      return client
+    }),
+  )
+  try {
+    const serverCpu = await serverCpuReader(monitor)
+    const names = Object.keys(variants)
+    const rounds = new Map(names.map((name) => [name, [] as Round[]]))
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const name of names.map((_, i) => names[(i + round) % names.length]!)) {
+        rounds.get(name)!.push(await runRound(clients, variants[name]!, round === 0 ? 1000 : 250, serverCpu))
+      }
+    }
+    report(rounds)
+  } finally {
+    await Promise.all([...clients, monitor].map((client) => client.end()))
+  }
+}
+
+interface Round {
+  rate: number
+  requests: number
+  nodeUs: number
+  serverUs: number | undefined
+}
+
+async function runRound(clients: pg.Client[], variant: Variant, warmupMs: number, serverCpu: CpuReader | undefined): Promise<Round> {
+  await drive(clients, variant, warmupMs)
+  const node = nodeCpu()
+  const serverBefore = serverCpu?.()
+  const started = performance.now()
+  const requests = await drive(clients, variant, seconds * 1000)
+  const elapsed = (performance.now() - started) / 1000
+  const serverAfter = serverCpu?.()
+  return {
+    rate: requests / elapsed,
+    requests,
+    nodeUs: nodeCpu() - node,
+    serverUs: serverBefore === undefined || serverAfter === undefined ? undefined : serverAfter - serverBefore,
+  }
+}
+
+async function drive(clients: pg.Client[], variant: Variant, ms: number): Promise<number> {
+  const deadline = performance.now() + ms
+  let requests = 0
+  await Promise.all(
+    clients.map(async (client) => {
+      while (performance.now() < deadline) {
+        await variant(client)
+        requests++
+      }
+    }),
+  )
+  return requests
+}
+
+function report(rounds: Map<string, Round[]>) {
+  const rate = (name: string) => median(rounds.get(name)!.map((round) => round.rate))
+  const bare = rate('bare')
+  const perRequest = (results: Round[], pick: (round: Round) => number | undefined) => {
+    const values = results.map(pick)
+    if (values.some((value) => value === undefined)) return undefined
+    return (values as number[]).reduce((sum, value) => sum + value, 0) / results.reduce((sum, round) => sum + round.requests, 0)
+  }
+  console.log(`\nThe floor: node-postgres alone, single insert, ${CLIENTS} clients, ${ROUNDS} rounds of ${seconds} s`)
+  console.log(
+    table(
+      ['variant', 'req/s', 'vs bare', 'node µs/req', 'pg µs/req'],
+      [...rounds].map(([name, results]) => [
+        name,
+        fixed(rate(name), 0),
+        fixed(rate(name) / bare, 2),
+        fixed(perRequest(results, (round) => round.nodeUs), 0),
+        fixed(perRequest(results, (round) => round.serverUs), 0),
+      ]),
+    ),
+  )
+  console.log(
+    `Claim and store: ${fixed(rate('claim and store') / bare, 2)} of bare as withIdempotency sends them, ` +
+      `${fixed(rate('claim and store, store batched') / bare, 2)} with the store batched with COMMIT, ` +
+      `${fixed(rate('claim and store, batched') / bare, 2)} batched (fewer round trips than bare), ` +
+      `${fixed(rate('claim and store, batched') / rate('bare, batched'), 2)} of bare batched alike. The first-call goal is 0.60.`,
+  )
+}
