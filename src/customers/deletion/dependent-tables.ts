@@ -127,13 +127,24 @@ function foreignKeyTarget(root: { schema: string; table: string }, hops: Hop[]):
       ${sql.join(joins, sql` `)}
       join ${sql.id(root.schema, root.table)} as c on ${equalities(alias(0), first.columns, sql.id('c'), first.parentColumns)}
       where c.customer_id = ${customerId}::uuid
-      ${within === undefined ? sql`` : sql`and (${alias(0)}.tableoid::text || ':' || ${alias(0)}.ctid::text) = any(${within}::text[])`}
+      ${within === undefined ? sql`` : withinChunk(alias(0), within)}
       ${limit === null ? sql`` : sql`limit ${limit}`}
       ${lockClause(lock, target)}`,
     deleteAll: (customerId) => sql`
       delete from ${sql.id(last.schema, last.table)} as ${target} using ${sql.join(using)}
       where ${sql.join(links, sql` and `)} and c.customer_id = ${customerId}::uuid`,
   }
+}
+
+/**
+ * Rows of the branch table `t0` in `within` (`toid:tid`). The ctid condition lets the planner start
+ * from those rows (a TID scan) and walk down the foreign key indexes; the text match alone cannot
+ * be looked up, so the planner walked the whole branch instead, slower the bigger the customer. The
+ * text match stays for partitioned tables, where one ctid can occur in two partitions.
+ */
+function withinChunk(t0: RawBuilder<unknown>, within: string[]) {
+  const tids = within.map((row) => row.slice(row.indexOf(':') + 1))
+  return sql`and ${t0}.ctid = any(${tids}::tid[]) and (${t0}.tableoid::text || ':' || ${t0}.ctid::text) = any(${within}::text[])`
 }
 
 function columnTarget(schema: string, table: string, column: string): DeletionTarget {

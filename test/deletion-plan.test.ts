@@ -1,0 +1,49 @@
+import { sql } from 'kysely'
+import { expect, it } from 'vitest'
+import { deletionTargets } from '../src/customers/deletion/dependent-tables.ts'
+import { useTestDatabase } from './support/test-database.ts'
+
+const database = useTestDatabase()
+
+/**
+ * A big customer is deleted a chunk of its accounts at a time, each chunk's transactions and notes
+ * first. Each batch must start from the chunk's own rows and walk down the foreign key indexes:
+ * a plan that walks the customer's whole subtree and filters it made a 1,000,000-row customer take
+ * twice as long to delete, and more the bigger the customer.
+ */
+it("starts each batch below a chunk from the chunk's own rows", async () => {
+  const db = database.db
+  await sql`
+    create table accounts (id bigserial primary key, customer_id uuid not null references idempotency.customers);
+    create index on accounts (customer_id);
+    create table transactions (id bigserial primary key, account_id bigint not null references accounts);
+    create index on transactions (account_id);
+    create table transaction_notes (id bigserial primary key, transaction_id bigint not null references transactions);
+    create index on transaction_notes (transaction_id);`.execute(db)
+  const { rows } = await sql<{ customer_id: string }>`
+    insert into idempotency.customers (client_id, idempotent_identifier) values ('plan', 'big') returning customer_id`.execute(db)
+  const customerId = rows[0]!.customer_id
+  // 10,000 accounts, 5 transactions each, 2 notes each: 160,000 rows, enough for the planner to
+  // choose by the indexes rather than read small tables whole.
+  await sql`
+    with a as (insert into accounts (customer_id) select ${customerId}::uuid from generate_series(1, 10000) returning id),
+         t as (insert into transactions (account_id) select a.id from a, generate_series(1, 5) returning id)
+    insert into transaction_notes (transaction_id) select t.id from t, generate_series(1, 2)`.execute(db)
+  await sql`analyze`.execute(db)
+
+  const targets = await deletionTargets(db)
+  const notes = targets.find((target) => target.label === 'public.transaction_notes')!
+  const accounts = targets.find((target) => target.label === 'public.accounts')!
+  const { rows: chunk } = await sql<{ toid: number; tid: string }>`${accounts.select(customerId, 100, 'none')}`.execute(db)
+  const within = chunk.map((row) => `${row.toid}:${row.tid}`)
+
+  const { rows: plan } = await sql<{ 'QUERY PLAN': string }>`explain ${notes.select(customerId, 1000, 'skip locked', within)}`.execute(db)
+  const text = plan.map((row) => row['QUERY PLAN']).join('\n')
+  expect(text).toContain('Tid Scan on accounts')
+  expect(text).not.toMatch(/Seq Scan on (transactions|transaction_notes)/)
+  expect(text).not.toContain('Index Scan using transactions_pkey')
+
+  // The same rows as the chunk's subtree, no more: 100 accounts x 5 transactions x 2 notes.
+  const { rows: selected } = await sql<{ n: number }>`select count(*)::int as n from (${notes.select(customerId, null, 'none', within)}) as s`.execute(db)
+  expect(selected).toEqual([{ n: 1000 }])
+})
