@@ -16,8 +16,8 @@
 //   cheapest these two statements can be sent. Against bare it compares unlike with unlike;
 //   against bare, batched, like with like.
 //
-// Same rounds as the core benchmark: variants take turns, the order rotated each round, req/s
-// is the median round. BENCH_SECONDS sets the seconds per round (default 2).
+// The core benchmark's rounds (measure.ts): variants take turns, the order rotated each round,
+// req/s is the median round. BENCH_SECONDS sets the seconds per round (default 2).
 import { createHash, randomInt, randomUUID } from 'node:crypto'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
@@ -25,15 +25,20 @@ import { migrate, usePreparedStatements, withIdempotency } from '../src/index.ts
 import { createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../tools/databases.ts'
 import { startLocalPostgres } from '../tools/local-postgres.ts'
 import { sendBatch, type Statement } from './batch.ts'
-import { nodeCpu, serverCpuReader, type CpuReader } from './cpu.ts'
+import { serverCpuReader } from './cpu.ts'
+import { combine, runRound, type CellResult, type Meters, type RoundResult } from './measure.ts'
 import { ACCOUNTS, createTables } from './scenarios.ts'
-import { fixed, median, table } from './stats.ts'
+import { fixed, table } from './stats.ts'
 
 const CLIENTS = 8
 const ROUNDS = 4
 const STORED_KEYS = 100_000
 const seconds = Number(process.env.BENCH_SECONDS ?? 2)
 if (!(seconds > 0)) throw new Error(`BENCH_SECONDS must be a positive number of seconds; got ${process.env.BENCH_SECONDS}`)
+
+// Ctrl-C stops the clients and still drops the database: the server may be shared.
+const interrupt = new AbortController()
+process.once('SIGINT', () => interrupt.abort(new Error('interrupted')))
 
 const server = await startLocalPostgres({ log: (line) => console.error(line), durable: true })
 const database = uniqueDatabaseName('pgidem_bench_floor')
@@ -88,7 +93,6 @@ async function setUp(url: string): Promise<{ claim: Statement; store: Statement 
   return { claim: claim!, store: store! }
 }
 
-type Variant = (client: pg.Client) => Promise<void>
 type Message = string | Statement | Statement[]
 
 async function send(client: pg.Client, messages: Message[]): Promise<void> {
@@ -152,75 +156,36 @@ async function measure(url: string, library: { claim: Statement; store: Statemen
     }),
   )
   try {
-    const serverCpu = await serverCpuReader(monitor)
+    // The core benchmark's rounds. Loop `i` of runRound only passes slots congruent to i modulo
+    // CLIENTS, so each loop keeps to one connection. Round trips are not counted here.
+    const meters: Meters = { counter: { queries: 0 }, wal: undefined, serverCpu: await serverCpuReader(monitor) }
     const names = Object.keys(variants)
-    const rounds = new Map(names.map((name) => [name, [] as Round[]]))
+    const rounds = new Map(names.map((name) => [name, [] as RoundResult[]]))
     for (let round = 0; round < ROUNDS; round++) {
       for (const name of names.map((_, i) => names[(i + round) % names.length]!)) {
-        rounds.get(name)!.push(await runRound(clients, variants[name]!, round === 0 ? 1000 : 250, serverCpu))
+        const request = (slot: number) => variants[name]!(clients[slot % CLIENTS]!)
+        rounds.get(name)!.push(await runRound(request, CLIENTS, round === 0 ? 1000 : 250, seconds * 1000, meters, interrupt.signal))
       }
     }
-    report(rounds)
+    report(new Map([...rounds].map(([name, results]) => [name, combine(results)])))
   } finally {
     await Promise.all([...clients, monitor].map((client) => client.end()))
   }
 }
 
-interface Round {
-  rate: number
-  requests: number
-  nodeUs: number
-  serverUs: number | undefined
-}
-
-async function runRound(clients: pg.Client[], variant: Variant, warmupMs: number, serverCpu: CpuReader | undefined): Promise<Round> {
-  await drive(clients, variant, warmupMs)
-  const node = nodeCpu()
-  const serverBefore = serverCpu?.()
-  const started = performance.now()
-  const requests = await drive(clients, variant, seconds * 1000)
-  const elapsed = (performance.now() - started) / 1000
-  const serverAfter = serverCpu?.()
-  return {
-    rate: requests / elapsed,
-    requests,
-    nodeUs: nodeCpu() - node,
-    serverUs: serverBefore === undefined || serverAfter === undefined ? undefined : serverAfter - serverBefore,
-  }
-}
-
-async function drive(clients: pg.Client[], variant: Variant, ms: number): Promise<number> {
-  const deadline = performance.now() + ms
-  let requests = 0
-  await Promise.all(
-    clients.map(async (client) => {
-      while (performance.now() < deadline) {
-        await variant(client)
-        requests++
-      }
-    }),
-  )
-  return requests
-}
-
-function report(rounds: Map<string, Round[]>) {
-  const rate = (name: string) => median(rounds.get(name)!.map((round) => round.rate))
+function report(cells: Map<string, CellResult>) {
+  const rate = (name: string) => cells.get(name)!.rate
   const bare = rate('bare')
-  const perRequest = (results: Round[], pick: (round: Round) => number | undefined) => {
-    const values = results.map(pick)
-    if (values.some((value) => value === undefined)) return undefined
-    return (values as number[]).reduce((sum, value) => sum + value, 0) / results.reduce((sum, round) => sum + round.requests, 0)
-  }
   console.log(`\nThe floor: node-postgres alone, single insert, ${CLIENTS} clients, ${ROUNDS} rounds of ${seconds} s`)
   console.log(
     table(
       ['variant', 'req/s', 'vs bare', 'node µs/req', 'pg µs/req'],
-      [...rounds].map(([name, results]) => [
+      [...cells].map(([name, cell]) => [
         name,
-        fixed(rate(name), 0),
-        fixed(rate(name) / bare, 2),
-        fixed(perRequest(results, (round) => round.nodeUs), 0),
-        fixed(perRequest(results, (round) => round.serverUs), 0),
+        fixed(cell.rate, 0),
+        fixed(cell.rate / bare, 2),
+        fixed(cell.nodeCpuPerRequestUs, 0),
+        fixed(cell.serverCpuPerRequestUs, 0),
       ]),
     ),
   )
