@@ -21,7 +21,7 @@
 import { createHash, randomInt, randomUUID } from 'node:crypto'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
-import { migrate, usePreparedStatements, withIdempotency } from '../src/index.ts'
+import { migrate, optimizePool, withIdempotency } from '../src/index.ts'
 import { createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../tools/databases.ts'
 import { startLocalPostgres } from '../tools/local-postgres.ts'
 import { sendBatch, type Statement } from './batch.ts'
@@ -56,7 +56,7 @@ try {
 async function setUp(url: string): Promise<{ claim: Statement; store: Statement }> {
   const pool = new pg.Pool({ connectionString: url, max: 1 })
   const sent: Statement[] = []
-  // Listening before usePreparedStatements does puts this wrapper under its own: it sees the
+  // Listening before optimizePool does puts this wrapper under its own: it sees the
   // statements as they leave for node-postgres, named.
   pool.on('connect', (client) => {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown
@@ -66,7 +66,7 @@ async function setUp(url: string): Promise<{ claim: Statement; store: Statement 
       return query(...args)
     }
   })
-  usePreparedStatements(pool)
+  optimizePool(pool)
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
   try {
     await migrate(db)

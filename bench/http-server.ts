@@ -9,7 +9,7 @@ import type { HttpBenchDatabase } from './http-tables.ts'
 
 type Deposit = { Params: { id: string }; Body: { amount: number } }
 
-const db = connect<HttpBenchDatabase>(process.argv[2]!, 32, { preparedStatements: true })
+const db = connect<HttpBenchDatabase>(process.argv[2]!, 32, { optimized: true })
 const app = Fastify()
 await app.register(idempotencyPlugin, { db, client: () => 'bench' })
 

@@ -4,7 +4,7 @@
 // the bare transaction; first calls (a fresh key each request) without a savepoint (the
 // default), with one, and without the pool opted in to prepared statements; replays of stored
 // keys, with and without prepared statements. Everything else runs on a pool set up with
-// usePreparedStatements, the recommended set-up (it changes nothing for the bare transaction).
+// optimizePool, the recommended set-up (it changes nothing for the bare transaction).
 // Noise on a shared machine comes and goes over seconds, so the variants take turns: ROUNDS
 // rounds of a few seconds each, the order rotated every round so that no variant always runs
 // first; req/s is the median round.
@@ -19,7 +19,7 @@ import { createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '
 import { startLocalPostgres } from '../tools/local-postgres.ts'
 import { serverCpuReader } from './cpu.ts'
 import { combine, connectCounted, runRound, walReader, type CellResult, type Counter, type Meters, type RoundResult } from './measure.ts'
-import { createTables, scenarios, storeKeys, unprepared, variant, variantNames, type BenchDatabase, type Scenario, type StoredKey, type VariantName } from './scenarios.ts'
+import { createTables, scenarios, storeKeys, onPlainPool, variant, variantNames, type BenchDatabase, type Scenario, type StoredKey, type VariantName } from './scenarios.ts'
 import { fixed, percentile, signed, table } from './stats.ts'
 
 // BENCH_CLIENTS=8 (a comma-separated list) runs fewer cells while iterating; the summary needs 8.
@@ -123,20 +123,21 @@ async function setUp(url: string, counter: Counter) {
 }
 
 async function measureTable(url: string, scenario: Scenario, clients: number, replayKeys: StoredKey[], meters: Meters) {
-  const db = connectCounted<BenchDatabase>(url, clients, meters.counter)
-  const unpreparedDb = connectCounted<BenchDatabase>(url, clients, meters.counter, { prepared: false })
+  const optimizedDb = connectCounted<BenchDatabase>(url, clients, meters.counter)
+  const plainDb = connectCounted<BenchDatabase>(url, clients, meters.counter, { optimized: false })
+  const unbatchedDb = connectCounted<BenchDatabase>(url, clients, meters.counter, { batching: false })
   try {
     const rounds = new Map<VariantName, RoundResult[]>(variantNames.map((name) => [name, []]))
     for (let round = 0; round < ROUNDS; round++) {
       const warmupMs = WARMUP_SECONDS[Math.min(round, 1)]! * 1000
       for (const name of rotate(variantNames, round)) {
-        const request = variant(unprepared(name) ? unpreparedDb : db, scenario, name, replayKeys)
+        const request = variant(onPlainPool(name) ? plainDb : name.endsWith(', unbatched') ? unbatchedDb : optimizedDb, scenario, name, replayKeys)
         rounds.get(name)!.push(await runRound(request, clients, warmupMs, seconds * 1000, meters, interrupt.signal))
       }
     }
     return new Map([...rounds].map(([name, results]) => [name, combine(results)]))
   } finally {
-    await Promise.all([db.destroy(), unpreparedDb.destroy()])
+    await Promise.all([optimizedDb.destroy(), plainDb.destroy(), unbatchedDb.destroy()])
   }
 }
 

@@ -1,7 +1,7 @@
 // Driving concurrent clients, and what is measured around them: time, statements, WAL.
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
-import { usePreparedStatements } from '../src/index.ts'
+import { optimizePool } from '../src/index.ts'
 import type { Request } from './scenarios.ts'
 import { nodeCpu, type CpuReader } from './cpu.ts'
 import { median } from './stats.ts'
@@ -12,18 +12,19 @@ export interface Counter {
 }
 
 /**
- * A Kysely on a pool of `max` connections whose every `client.query` is counted. Counting at the
- * pg client rather than in a Kysely `log` callback sees exactly what goes over the wire, BEGIN,
- * COMMIT and the library's savepoint included, and adds no awaits to the timed path.
+ * A Kysely on a pool of `max` connections whose every `client.query` is counted: each is one
+ * round trip (one Sync). Counting at the pg client rather than in a Kysely `log` callback sees
+ * exactly what goes over the wire, BEGIN, COMMIT and the library's savepoint included, and adds
+ * no awaits to the timed path.
  */
-export function connectCounted<DB>(url: string, max: number, counter: Counter, { prepared = true }: { prepared?: boolean } = {}): Kysely<DB> {
+export function connectCounted<DB>(url: string, max: number, counter: Counter, { optimized = true, batching = true }: { optimized?: boolean; batching?: boolean } = {}): Kysely<DB> {
   const pool = new pg.Pool({ connectionString: url, max })
-  // The recommended set-up: the library's own statements prepared once per connection.
-  if (prepared) usePreparedStatements(pool)
   // A connection that dies between queries emits 'error', which unheard would crash the run before
   // it drops its database; the next query on it fails and stops the run instead.
   const ignore = () => {}
   pool.on('error', ignore)
+  // Listening before optimizePool does puts this wrapper under its own: it counts what goes to
+  // node-postgres, so a BEGIN held back is not counted and a batch counts once.
   pool.on('connect', (client) => {
     client.on('error', ignore)
     const query = client.query.bind(client) as (...args: unknown[]) => unknown
@@ -32,6 +33,8 @@ export function connectCounted<DB>(url: string, max: number, counter: Counter, {
       return query(...args)
     }
   })
+  // The recommended set-up: the library's statements prepared and sent with BEGIN and COMMIT.
+  if (optimized) optimizePool(pool, { batching })
   return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
 }
 

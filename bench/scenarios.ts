@@ -1,7 +1,7 @@
 // The business transactions the benchmark runs, and the four ways it runs each of them.
 import { randomInt, randomUUID } from 'node:crypto'
 import { sql, type Generated, type Kysely, type Transaction } from 'kysely'
-import { withIdempotency, type usePreparedStatements } from '../src/index.ts'
+import { withIdempotency, type optimizePool } from '../src/index.ts'
 
 export interface BenchDatabase {
   accounts: { id: number; balance: string }
@@ -61,15 +61,16 @@ export function randomDeposit(): Deposit {
   return { account: randomInt(1, ACCOUNTS + 1), amount: randomInt(1, 100) }
 }
 
-export type VariantName = 'bare' | 'first' | 'first, savepoint' | 'first, unprepared' | 'replay' | 'replay, unprepared'
-export const variantNames: VariantName[] = ['bare', 'first', 'first, savepoint', 'first, unprepared', 'replay', 'replay, unprepared']
+export type VariantName = 'bare' | 'first' | 'first, unbatched' | 'first, savepoint' | 'first, plain pool' | 'replay' | 'replay, unbatched' | 'replay, plain pool'
+export const variantNames: VariantName[] = ['bare', 'first', 'first, unbatched', 'first, savepoint', 'first, plain pool', 'replay', 'replay, unbatched', 'replay, plain pool']
 
 /**
- * Whether a variant runs on the pool without {@link usePreparedStatements}: the library's
- * statements then go unnamed, as they do for a user who has not opted in (or cannot, behind an
- * old PgBouncer). Every other variant, `bare` included, runs on the prepared pool.
+ * Whether a variant runs on a plain pool, without {@link optimizePool}: `bare`, as the user's
+ * own code runs, and the library's statements unnamed and in round trips of their own, as they
+ * go for a user who has not opted in (or cannot, behind an old PgBouncer). The others run on the
+ * optimized pool.
  */
-export const unprepared = (name: VariantName): boolean => name.endsWith(', unprepared')
+export const onPlainPool = (name: VariantName): boolean => name === 'bare' || name.endsWith(', plain pool')
 
 /**
  * One request of a variant. `slot` is unique among the requests in flight at once (see
@@ -91,7 +92,8 @@ export function variant(db: Db, scenario: Scenario, name: VariantName, replayKey
         await db.transaction().execute((tx) => scenario.run(tx, deposit))
       }
     case 'first':
-    case 'first, unprepared':
+    case 'first, unbatched':
+    case 'first, plain pool':
     case 'first, savepoint': {
       // The default claims without a savepoint; `savepoint: true` is what FinalFailure needs.
       const options = { savepoint: name === 'first, savepoint' }
@@ -104,7 +106,8 @@ export function variant(db: Db, scenario: Scenario, name: VariantName, replayKey
       }
     }
     case 'replay':
-    case 'replay, unprepared':
+    case 'replay, unbatched':
+    case 'replay, plain pool':
       return async (slot) => {
         const stored = replayKeys[slot % replayKeys.length]!
         const outcome = await db.transaction().execute((tx) =>

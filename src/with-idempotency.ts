@@ -105,7 +105,15 @@ async function execute<DB, T>({ tx, store, key, fingerprint, claim, fn, settings
     const responseJson = toJsonText(value, IdempotencyErrorCode.RESULT_INVALID)
     await store.complete(
       anyTx,
-      { key, fingerprint, status: failed ? 'failed' : 'completed', responseJson, ttlMs: settings.ttlMs, placeholder: claim.outcome === 'new_placeholder' },
+      {
+        key,
+        fingerprint,
+        status: failed ? 'failed' : 'completed',
+        responseJson,
+        ttlMs: settings.ttlMs,
+        placeholder: claim.outcome === 'new_placeholder',
+        mayWaitForCommit: !settings.savepoint,
+      },
       settings.retryAfterSeconds,
     )
     return { value: JSON.parse(responseJson) as Jsonified<T>, replayed: false, failed, firstSeenAt: claim.created_at }

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
-import { usePreparedStatements } from '../src/store/prepared-statements.ts'
+import { optimizePool } from '../src/pool/optimize-pool.ts'
 
 /** The same server, another database. */
 export function withDatabase(url: string, database: string): string {
@@ -50,13 +50,13 @@ export async function dropDatabase(url: string, name: string): Promise<void> {
 }
 
 /**
- * A Kysely instance on a pg pool; `max` connections at most. `preparedStatements` opts the pool
- * in to usePreparedStatements, as the example service and the benchmarks do; the tests leave it
- * off (test/prepared-statements.test.ts covers it), so they run the path every user starts on.
+ * A Kysely instance on a pg pool; `max` connections at most. `optimized` sets the pool up with
+ * optimizePool, as the example service and the benchmarks do; most tests leave it off, so they
+ * run the path every user starts on (test/optimize-pool.test.ts and the concurrency suite cover it).
  */
-export function connect<DB = any>(url: string, max = 10, { preparedStatements = false }: { preparedStatements?: boolean } = {}): Kysely<DB> {
+export function connect<DB = any>(url: string, max = 10, { optimized = false }: { optimized?: boolean } = {}): Kysely<DB> {
   const pool = new pg.Pool({ connectionString: url, max })
-  if (preparedStatements) usePreparedStatements(pool)
+  if (optimized) optimizePool(pool)
   // A connection that dies while no query runs on it emits 'error'; with no listener that
   // crashes the process. The pool listens only to idle connections, so every connection gets
   // its own listener too. The next query on it fails, and that error is the one to handle.

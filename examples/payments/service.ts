@@ -27,7 +27,7 @@ export async function startPaymentsService(port = 0): Promise<PaymentsService> {
   if (own) await createDatabase(server.url, name)
   const url = own ? withDatabase(server.url, name) : server.url
   // The library's statements prepared once per connection: the recommended set-up for node-postgres.
-  const db = connect<PaymentsDatabase>(url, 20, { preparedStatements: true })
+  const db = connect<PaymentsDatabase>(url, 20, { optimized: true })
   await migrate(db)
   await createPaymentsTables(db)
   // pg-boss runs the customer deletions and the expiry sweep, in the same database.

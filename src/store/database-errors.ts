@@ -48,7 +48,7 @@ export function translateDatabaseError(error: unknown, retryAfterSeconds: number
         error,
       )
     // The server forgot a prepared statement the connection had (DISCARD ALL, DEALLOCATE, a
-    // pooler): usePreparedStatements has the connection parse it again on the next attempt.
+    // pooler): optimizePool has the connection parse it again on the next attempt.
     case SqlState.INVALID_SQL_STATEMENT_NAME:
       return new IdempotencyStoreError(
         IdempotencyErrorCode.STORE_FAILED,

@@ -1,7 +1,7 @@
 import { CompiledQuery, type Transaction } from 'kysely'
 import type { ValidKey } from '../key.ts'
+import { libraryStatement } from '../pool/library-statements.ts'
 import { translateDatabaseError } from './database-errors.ts'
-import { preparedStatement } from './prepared-statements.ts'
 import { quoteSchema } from './schema-name.ts'
 
 /** What {@link KeyStore.claim} found. See `claim_idempotency_key` in sql/0001. */
@@ -26,6 +26,11 @@ export interface CompletedKey {
   ttlMs: number
   /** The claim inserted a placeholder (REPEATABLE READ, SERIALIZABLE): update it. */
   placeholder: boolean
+  /**
+   * A failed store fails the whole transaction (there is no savepoint to return to), so the
+   * store may be sent with the transaction's next statement, at the latest with its COMMIT.
+   */
+  mayWaitForCommit: boolean
 }
 
 // One name per nesting depth: an outer call's rollback must reach its own savepoint, not one an
@@ -42,18 +47,23 @@ const ROLLBACKS = Array.from({ length: 8 }, (_, depth) => CompiledQuery.raw(`rol
 export class KeyStore {
   readonly #claimSql: string
   readonly #insertSql: string
+  readonly #insertWithCommitSql: string
   readonly #updateSql: string
 
   constructor(schema: string) {
     const s = quoteSchema(schema)
-    this.#claimSql = preparedStatement('claim', `select outcome, status, fingerprint, response, created_at from ${s}.claim_idempotency_key($1, $2, $3, $4, $5)`)
+    // The first statement of its transaction: on an optimizePool pool it goes in BEGIN's message.
+    this.#claimSql = libraryStatement('claim', `select outcome, status, fingerprint, response, created_at from ${s}.claim_idempotency_key($1, $2, $3, $4, $5)`, 'begin')
     // The ttl runs from completion (this statement's start, by the database clock), so a long
     // transaction cannot commit a key that has already expired.
-    this.#insertSql = preparedStatement(
-      'complete',
+    const insert =
       `insert into ${s}.idempotency_keys (scope, key, fingerprint, status, response, customer_id, completed_at, expires_at) ` +
-      `values ($1, $2, $3, $4, $5::json, $6, statement_timestamp(), statement_timestamp() + $7::double precision * interval '1 millisecond')`,
-    )
+      `values ($1, $2, $3, $4, $5::json, $6, statement_timestamp(), statement_timestamp() + $7::double precision * interval '1 millisecond')`
+    this.#insertSql = libraryStatement('complete', insert)
+    // Without a savepoint, a failed store fails the whole transaction anyway, so on an
+    // optimizePool pool it may wait for the next statement and go in COMMIT's message. (The
+    // comment only makes it another text, which the pool tells apart.)
+    this.#insertWithCommitSql = libraryStatement('complete_with_commit', `${insert} /* may travel with COMMIT */`, 'commit')
     // Not prepared: its WHERE would let a generic plan pick a sequential scan. It only runs under
     // REPEATABLE READ / SERIALIZABLE.
     this.#updateSql =
@@ -73,7 +83,8 @@ export class KeyStore {
   async complete(tx: Transaction<unknown>, done: CompletedKey, retryAfterSeconds: number): Promise<void> {
     const { key } = done
     const params = [key.scope, key.key, done.fingerprint, done.status, done.responseJson, key.customerId, done.ttlMs]
-    const result = await run(tx, CompiledQuery.raw(done.placeholder ? this.#updateSql : this.#insertSql, params), retryAfterSeconds)
+    const sql = done.placeholder ? this.#updateSql : done.mayWaitForCommit ? this.#insertWithCommitSql : this.#insertSql
+    const result = await run(tx, CompiledQuery.raw(sql, params), retryAfterSeconds)
     if (result.numAffectedRows !== 1n) {
       // Only a handler that deleted the placeholder itself gets here.
       throw translateDatabaseError(new Error('The idempotency key placeholder disappeared before the result was stored.'), retryAfterSeconds)

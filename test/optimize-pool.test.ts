@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Kysely, PostgresDialect, sql, type IsolationLevel } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { IdempotencyError, IdempotencyErrorCode, migrate, usePreparedStatements, withIdempotency } from '../src/index.ts'
+import { IdempotencyError, IdempotencyErrorCode, migrate, optimizePool, withIdempotency } from '../src/index.ts'
 import { barrier } from './support/concurrency.ts'
 import { countEntries, countKeys, createLedger, insertEntry, type LedgerDatabase } from './support/ledger.ts'
 import { connect } from '../tools/databases.ts'
@@ -16,18 +16,18 @@ let db: Kysely<LedgerDatabase>
 
 beforeAll(async () => {
   await createLedger(database.db)
-  db = connect(database.url, RACERS, { preparedStatements: true })
+  db = connect(database.url, RACERS, { optimized: true })
 })
 afterAll(async () => {
   await db?.destroy()
 })
 
 /**
- * Runs `test` on a prepared pool of one connection, so consecutive calls and the checks between
+ * Runs `test` on an optimized pool of one connection, so consecutive calls and the checks between
  * them share one session.
  */
 async function onOneConnection(test: (one: Kysely<LedgerDatabase>) => Promise<void>): Promise<void> {
-  const one = connect<LedgerDatabase>(database.url, 1, { preparedStatements: true })
+  const one = connect<LedgerDatabase>(database.url, 1, { optimized: true })
   try {
     await test(one)
   } finally {
@@ -58,7 +58,7 @@ it('prepares the claim and the stored result once per connection, and reuses the
       await one.transaction().execute((tx) => withIdempotency(tx, { scope: 'prepared', key, request: { account } }, async (tx) => insertEntry(tx, account, 5)))
     }
     const prepared = await one.connection().execute(preparedOn)
-    expect(prepared.map((p) => p.name)).toEqual([expect.stringMatching(/^pg_idempotency_claim_[0-9a-f]{16}$/), expect.stringMatching(/^pg_idempotency_complete_[0-9a-f]{16}$/)])
+    expect(prepared.map((p) => p.name)).toEqual([expect.stringMatching(/^pg_idempotency_claim_[0-9a-f]{16}$/), expect.stringMatching(/^pg_idempotency_complete_with_commit_[0-9a-f]{16}$/)])
     expect(prepared[0]!.statement).toContain('claim_idempotency_key($1, $2, $3, $4, $5)')
     expect(prepared[1]!.statement).toContain('insert into "idempotency".idempotency_keys')
     // Parsed once, run twice; the business insert and BEGIN/COMMIT stay unnamed.
@@ -76,7 +76,7 @@ it('replays through the prepared claim, byte for byte', async () => {
 })
 
 it('prepares again on the connection that replaces one the server killed', async () => {
-  const single = usePreparedStatements(new pg.Pool({ connectionString: database.url, max: 1 }))
+  const single = optimizePool(new pg.Pool({ connectionString: database.url, max: 1 }))
   single.on('error', () => {})
   single.on('connect', (client) => client.on('error', () => {}))
   const one = new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool: single }) })
@@ -114,7 +114,7 @@ it('refuses a pool that already has connections: they would stay unprepared', as
   const used = new pg.Pool({ connectionString: database.url, max: 1 })
   try {
     await used.query('select 1')
-    expect(() => usePreparedStatements(used)).toThrow(expect.objectContaining({ code: IdempotencyErrorCode.USAGE }))
+    expect(() => optimizePool(used)).toThrow(expect.objectContaining({ code: IdempotencyErrorCode.USAGE }))
   } finally {
     await used.end()
   }
@@ -142,7 +142,12 @@ it('reports a schema that is not migrated yet as IDEMPOTENCY_NOT_MIGRATED, and w
   })
 })
 
-describe.each<IsolationLevel>(['read committed', 'repeatable read', 'serializable'])('%s: ten transactions, one key, prepared statements', (isolation) => {
+// The claim either opens the transaction (it goes in BEGIN's message) or follows a statement.
+const races = (['read committed', 'repeatable read', 'serializable'] as IsolationLevel[]).flatMap((isolation) => [
+  { isolation, claimFirst: true },
+  { isolation, claimFirst: false },
+])
+describe.each(races)('$isolation, claim first: $claimFirst: ten transactions, one key, optimized pool', ({ isolation, claimFirst }) => {
   it('runs fn exactly once; the others replay or get a typed retryable error', async () => {
     const account = randomUUID()
     const key = randomUUID()
@@ -154,7 +159,8 @@ describe.each<IsolationLevel>(['read committed', 'repeatable read', 'serializabl
           .transaction()
           .setIsolationLevel(isolation)
           .execute(async (tx) => {
-            await sql`select 1`.execute(tx) // REPEATABLE READ and SERIALIZABLE take their snapshot here
+            // REPEATABLE READ and SERIALIZABLE take their snapshot at the first statement.
+            if (!claimFirst) await sql`select 1`.execute(tx)
             await start.arrive()
             return withIdempotency(tx, { scope: 'race', key, request: { account } }, async (tx) => {
               runs++

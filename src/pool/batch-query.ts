@@ -1,0 +1,151 @@
+// Several statements in one message behind a single Sync: what optimizePool sends where
+// node-postgres would make one round trip per statement (each of its queries ends with a Sync).
+//
+// It is a node-postgres Submittable, the interface pg-cursor and pg-query-stream use: the client
+// hands it the connection to write to and passes it the server's replies. After an error the
+// server skips every message up to the Sync, so a statement after a failed one never runs: a
+// failed claim or store never reaches the COMMIT behind it.
+
+/** One statement of a batch. */
+export interface BatchStatement {
+  /** A named statement this connection has already parsed; otherwise `text` is parsed unnamed. */
+  name?: string
+  text: string
+  values: readonly unknown[]
+  /** Collect the rows it returns (it is described, and each row is parsed like node-postgres does). */
+  rows?: boolean
+}
+
+/** What one statement of a batch returned, in node-postgres's result shape (what kysely reads). */
+export interface BatchResult {
+  command: string
+  rowCount: number | null
+  rows: Record<string, unknown>[]
+}
+
+/** A failed batch: the error, and how many of its statements had completed before it. */
+export class BatchError extends Error {
+  readonly completed: number
+  constructor(cause: unknown, completed: number) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause })
+    this.name = 'BatchError'
+    this.completed = completed
+  }
+}
+
+/** The part of a node-postgres client a batch uses: its type parsers, so rows come out as its queries' do. */
+export interface BatchClient {
+  getTypeParser(oid: number, format: 'text'): (text: string) => unknown
+}
+/** node-postgres's `client.query`, which takes a Submittable. */
+export type Submit = (submittable: object) => unknown
+interface BatchConnection {
+  stream: { cork?(): void; uncork?(): void }
+  parse(message: { name?: string; text: string; types: unknown[] }): void
+  bind(message: { statement?: string; values: unknown[] }): void
+  describe(message: { type: 'P'; name: string }): void
+  execute(message: { portal: string; rows: number }): void
+  sync(): void
+  sendCopyFail(message: string): void
+}
+interface Field {
+  name: string
+  dataTypeID: number
+}
+
+/** Sends `statements` in one message through `submit` and resolves with each one's result, in order. */
+export function sendBatch(submit: Submit, client: BatchClient, statements: readonly BatchStatement[]): Promise<BatchResult[]> {
+  return new Promise((resolve, reject) => {
+    submit(new BatchQuery(client, statements, (error, results) => (error === undefined ? resolve(results) : reject(error))))
+  })
+}
+
+class BatchQuery {
+  readonly #client: BatchClient
+  readonly #statements: readonly BatchStatement[]
+  readonly #done: (error: BatchError | undefined, results: BatchResult[]) => void
+  readonly #results: BatchResult[] = []
+  #fields: Field[] = []
+  #rows: Record<string, unknown>[] = []
+  #settled = false
+
+  constructor(client: BatchClient, statements: readonly BatchStatement[], done: (error: BatchError | undefined, results: BatchResult[]) => void) {
+    this.#client = client
+    this.#statements = statements
+    this.#done = done
+  }
+
+  submit(connection: BatchConnection): null {
+    connection.stream.cork?.()
+    try {
+      for (const statement of this.#statements) {
+        if (statement.name === undefined) connection.parse({ text: statement.text, types: [] })
+        connection.bind({ statement: statement.name ?? '', values: statement.values.map(wireValue) })
+        if (statement.rows) connection.describe({ type: 'P', name: '' })
+        connection.execute({ portal: '', rows: 0 })
+      }
+      connection.sync()
+    } finally {
+      connection.stream.uncork?.()
+    }
+    return null
+  }
+
+  handleRowDescription(message: { fields: Field[] }): void {
+    this.#fields = message.fields
+  }
+
+  handleDataRow(message: { fields: (string | null)[] }): void {
+    const row: Record<string, unknown> = {}
+    this.#fields.forEach((field, index) => {
+      const text = message.fields[index]
+      row[field.name] = text === null || text === undefined ? null : this.#client.getTypeParser(field.dataTypeID, 'text')(text)
+    })
+    this.#rows.push(row)
+  }
+
+  handleCommandComplete(message: { text: string }): void {
+    const [command, rowCount] = parseTag(message.text)
+    this.#results.push({ command, rowCount, rows: this.#rows })
+    this.#rows = []
+    this.#fields = []
+  }
+
+  handleEmptyQuery(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyInResponse(connection: BatchConnection): void {
+    connection.sendCopyFail('pg-idempotency batches do not copy')
+  }
+  handleCopyData(): void {}
+
+  // node-postgres stops routing the batch's replies to it after an error (the ReadyForQuery that
+  // follows goes nowhere), so the batch settles here.
+  handleError(error: unknown): void {
+    this.#settle(new BatchError(error, this.#results.length))
+  }
+
+  handleReadyForQuery(): void {
+    this.#settle(undefined)
+  }
+
+  #settle(error: BatchError | undefined): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#done(error, this.#results)
+  }
+}
+
+/** A command tag ('INSERT 0 1', 'COMMIT', 'SELECT 1') read as node-postgres reads it: the command and its row count. */
+function parseTag(tag: string): [string, number | null] {
+  const match = /^([A-Za-z]+)(?: (\d+))?(?: (\d+))?/.exec(tag)
+  if (match === null) return [tag, null]
+  const count = match[3] ?? match[2]
+  return [match[1]!, count === undefined ? null : Number(count)]
+}
+
+/** Parameters as text, like node-postgres sends them (the library's own statements use only these types). */
+function wireValue(value: unknown): string | Buffer | null {
+  if (value === null || value === undefined) return null
+  if (Buffer.isBuffer(value)) return value
+  return String(value)
+}

@@ -1,0 +1,201 @@
+// optimizePool sends the claim in BEGIN's message and the stored result in COMMIT's. These tests
+// show that it does, and that nothing about what commits changes: a store that fails takes the
+// handler's writes with it, whatever the caller does next.
+import { randomUUID } from 'node:crypto'
+import { Kysely, PostgresDialect, sql, type IsolationLevel } from 'kysely'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { IdempotencyErrorCode, IdempotencyStoreError, optimizePool, withIdempotency } from '../src/index.ts'
+import { countEntries, countKeys, createLedger, insertEntry, type LedgerDatabase } from './support/ledger.ts'
+import { useTestDatabase } from './support/test-database.ts'
+
+const database = useTestDatabase<LedgerDatabase>({ maxConnections: 2 })
+// A store into this scope fails, as a full disk or a broken trigger would make it.
+const FAILING_SCOPE = 'store-fails'
+
+beforeAll(async () => {
+  await createLedger(database.db)
+  await sql`
+    create function fail_store() returns trigger language plpgsql as $$
+    begin
+      if new.scope = ${sql.lit(FAILING_SCOPE)} then raise exception 'the store failed on purpose' using errcode = 'P0001'; end if;
+      return new;
+    end $$`.execute(database.db)
+  await sql`create trigger fail_store before insert on idempotency.idempotency_keys for each row execute function fail_store()`.execute(database.db)
+})
+
+interface OneConnection {
+  db: Kysely<LedgerDatabase>
+  pool: pg.Pool
+  /** What went to node-postgres, one entry per message (each ends with a Sync: one round trip). */
+  sent: string[]
+}
+
+/** A one-connection optimized pool that records each round trip under the batching. */
+function oneConnection(): OneConnection {
+  const pool = new pg.Pool({ connectionString: database.url, max: 1 })
+  const sent: string[] = []
+  pool.on('error', () => {})
+  // Listening before optimizePool puts this wrapper under its own: it sees what leaves for the server.
+  pool.on('connect', (client) => {
+    client.on('error', () => {})
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown
+    ;(client as unknown as { query: typeof query }).query = (...args) => {
+      const [first] = args as [unknown]
+      sent.push(typeof first === 'string' ? first : typeof (first as { submit?: unknown }).submit === 'function' ? 'batch' : 'named')
+      return query(...args)
+    }
+  })
+  optimizePool(pool)
+  return { db: new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool }) }), pool, sent }
+}
+
+let one: OneConnection
+beforeAll(() => {
+  one = oneConnection()
+})
+afterAll(async () => {
+  await one?.db.destroy()
+})
+
+const deposit = (db: Kysely<LedgerDatabase>, scope: string, key: string, account: string) =>
+  db.transaction().execute((tx) => withIdempotency(tx, { scope, key, request: { account } }, async (tx) => insertEntry(tx, account, 5)))
+
+/** The transaction the connection is in, as the server sees it: null outside one. */
+async function serverTransaction(db: Kysely<any>): Promise<string | null> {
+  const { rows } = await sql<{ xact: string | null }>`
+    select case when xact_start = query_start then null else xact_start::text end as xact
+    from pg_stat_activity where pid = pg_backend_pid()`.execute(db)
+  return rows[0]!.xact
+}
+
+it('makes a first call as many round trips as the bare transaction, and a replay one fewer', async () => {
+  const account = randomUUID()
+  const key = randomUUID()
+  await deposit(one.db, 'batching', key, account) // the first use on a connection parses the statements
+  one.sent.length = 0
+  await deposit(one.db, 'batching', randomUUID(), account)
+  // BEGIN + claim, the handler's INSERT, store + COMMIT.
+  expect(one.sent).toEqual(['batch', expect.stringContaining('insert into "ledger"'), 'batch'])
+  one.sent.length = 0
+  const replay = await deposit(one.db, 'batching', key, account)
+  expect(replay.replayed).toBe(true)
+  expect(one.sent).toEqual(['batch', 'commit'])
+  expect(await countEntries(one.db, account)).toBe(2)
+})
+
+it('stores before any later statement of the transaction, which sees the key', async () => {
+  const key = randomUUID()
+  const seen = await one.db.transaction().execute(async (tx) => {
+    await withIdempotency(tx, { scope: 'batching', key }, async () => 'done')
+    return countKeys(tx, key)
+  })
+  expect(seen).toBe(1)
+})
+
+it('stores both keys of nested calls', async () => {
+  const [outer, inner] = [randomUUID(), randomUUID()]
+  const account = randomUUID()
+  await one.db.transaction().execute((tx) =>
+    withIdempotency(tx, { scope: 'batching', key: outer }, async (tx) => {
+      await withIdempotency(tx, { scope: 'batching', key: inner }, async (tx) => insertEntry(tx, account, 1))
+      return insertEntry(tx, account, 2)
+    }),
+  )
+  expect([await countKeys(one.db, outer), await countKeys(one.db, inner), await countEntries(one.db, account)]).toEqual([1, 1, 2])
+})
+
+describe('a store that fails', () => {
+  it('fails the COMMIT with a typed error, and nothing of the handler is kept', async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    let returned = false
+    const attempt = one.db.transaction().execute(async (tx) => {
+      const outcome = await withIdempotency(tx, { scope: FAILING_SCOPE, key }, async (tx) => insertEntry(tx, account, 5))
+      returned = outcome.replayed === false
+    })
+    await expect(attempt).rejects.toBeInstanceOf(IdempotencyStoreError)
+    await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: 'P0001' })
+    expect(returned).toBe(true) // withIdempotency returned before its store had run
+    expect([await countEntries(one.db, account), await countKeys(one.db, key)]).toEqual([0, 0])
+    expect(await serverTransaction(one.db)).toBeNull() // the connection is usable and outside any transaction
+  })
+
+  it('fails the next statement instead, and a COMMIT after the caller caught that error', async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    let next: unknown
+    const attempt = one.db.transaction().execute(async (tx) => {
+      await withIdempotency(tx, { scope: FAILING_SCOPE, key }, async (tx) => insertEntry(tx, account, 5))
+      next = await insertEntry(tx, account, 7).catch((error: unknown) => error)
+    })
+    await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED })
+    expect(next).toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED })
+    expect([await countEntries(one.db, account), await countKeys(one.db, key)]).toEqual([0, 0])
+  })
+
+  it('fails inside withIdempotency with a savepoint, which lets the caller go on', async () => {
+    const account = randomUUID()
+    const key = randomUUID()
+    await one.db.transaction().execute(async (tx) => {
+      const attempt = withIdempotency(tx, { scope: FAILING_SCOPE, key }, async (tx) => insertEntry(tx, account, 5), { savepoint: true })
+      await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED })
+      await insertEntry(tx, account, 9)
+    })
+    const amounts = await one.db.selectFrom('ledger').select('amount').where('account', '=', account).execute()
+    expect(amounts).toEqual([{ amount: 9 }])
+    expect(await countKeys(one.db, key)).toBe(0)
+  })
+})
+
+it('keeps nothing when the connection dies between the handler and COMMIT', async () => {
+  const account = randomUUID()
+  const key = randomUUID()
+  const attempt = one.db.transaction().execute(async (tx) => {
+    await withIdempotency(tx, { scope: 'batching', key }, async (tx) => insertEntry(tx, account, 5))
+    const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(tx)
+    await sql`select pg_terminate_backend(${rows[0]!.pid})`.execute(database.db)
+  })
+  await expect(attempt).rejects.toThrow()
+  expect([await countEntries(database.db, account), await countKeys(database.db, key)]).toEqual([0, 0])
+  // The pool replaces the dead connection, and the key can be used.
+  expect((await deposit(one.db, 'batching', key, account)).replayed).toBe(false)
+})
+
+describe('BEGIN held back', () => {
+  it.each<IsolationLevel>(['read committed', 'repeatable read', 'serializable'])('%s: the claim runs at the isolation level asked for', async (isolation) => {
+    const level = await one.db
+      .transaction()
+      .setIsolationLevel(isolation)
+      .execute((tx) =>
+        withIdempotency(tx, randomUUID(), async (tx) => {
+          const { rows } = await sql<{ level: string }>`select current_setting('transaction_isolation') as level`.execute(tx)
+          return rows[0]!.level
+        }),
+      )
+    expect(level.value).toBe(isolation)
+  })
+
+  it('is never sent for a transaction that rolls back before its first statement', async () => {
+    one.sent.length = 0
+    await expect(
+      one.db.transaction().execute(async () => {
+        throw new Error('before any statement')
+      }),
+    ).rejects.toThrow('before any statement')
+    expect(one.sent).toEqual([])
+    expect(await serverTransaction(one.db)).toBeNull()
+  })
+
+  it('is forgotten when its connection goes back to the pool unused', async () => {
+    const client = await one.pool.connect()
+    await client.query('begin')
+    client.release()
+    expect(await serverTransaction(one.db)).toBeNull()
+  })
+
+  it('goes ahead of any other first statement, which then runs inside the transaction', async () => {
+    const inside = await one.db.transaction().execute((tx) => serverTransaction(tx))
+    expect(inside).not.toBeNull()
+  })
+})
