@@ -5,13 +5,15 @@ import { randomUUID } from 'node:crypto'
 import { Kysely, PostgresDialect, sql, type IsolationLevel } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { IdempotencyErrorCode, IdempotencyStoreError, optimizePool, withIdempotency } from '../src/index.ts'
+import { IdempotencyError, IdempotencyErrorCode, IdempotencyStoreError, optimizePool, withIdempotency } from '../src/index.ts'
 import { countEntries, countKeys, createLedger, insertEntry, type LedgerDatabase } from './support/ledger.ts'
 import { useTestDatabase } from './support/test-database.ts'
 
 const database = useTestDatabase<LedgerDatabase>({ maxConnections: 2 })
 // A store into this scope fails, as a full disk or a broken trigger would make it.
 const FAILING_SCOPE = 'store-fails'
+// A store into this one takes 0.3 s.
+const SLOW_SCOPE = 'store-slow'
 
 beforeAll(async () => {
   await createLedger(database.db)
@@ -19,6 +21,7 @@ beforeAll(async () => {
     create function fail_store() returns trigger language plpgsql as $$
     begin
       if new.scope = ${sql.lit(FAILING_SCOPE)} then raise exception 'the store failed on purpose' using errcode = 'P0001'; end if;
+      if new.scope = ${sql.lit(SLOW_SCOPE)} then perform pg_sleep(0.3); end if;
       return new;
     end $$`.execute(database.db)
   await sql`create trigger fail_store before insert on idempotency.idempotency_keys for each row execute function fail_store()`.execute(database.db)
@@ -32,8 +35,8 @@ interface OneConnection {
 }
 
 /** A one-connection optimized pool that records each round trip under the batching. */
-function oneConnection(): OneConnection {
-  const pool = new pg.Pool({ connectionString: database.url, max: 1 })
+function oneConnection(config: pg.PoolConfig = {}): OneConnection {
+  const pool = new pg.Pool({ connectionString: database.url, max: 1, ...config })
   const sent: string[] = []
   pool.on('error', () => {})
   // Listening before optimizePool puts this wrapper under its own: it sees what leaves for the server.
@@ -197,5 +200,89 @@ describe('BEGIN held back', () => {
   it('goes ahead of any other first statement, which then runs inside the transaction', async () => {
     const inside = await one.db.transaction().execute((tx) => serverTransaction(tx))
     expect(inside).not.toBeNull()
+  })
+})
+
+describe('the connection under it', () => {
+  it('fails the call with a typed error when a type parser throws on the claim, and stays usable', async () => {
+    let armed = false
+    const types = {
+      getTypeParser: (oid: number, format?: string) => {
+        const parse = pg.types.getTypeParser(oid, format as 'text')
+        return (text: string) => {
+          if (armed && oid === 1184) throw new Error('the timestamptz parser failed')
+          return parse(text)
+        }
+      },
+    }
+    const own = oneConnection({ types } as pg.PoolConfig)
+    try {
+      const account = randomUUID()
+      await deposit(own.db, 'batching', randomUUID(), account)
+      const key = randomUUID()
+      await deposit(own.db, 'batching', key, account)
+      armed = true
+      await expect(deposit(own.db, 'batching', key, account)).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED })
+      armed = false
+      expect((await deposit(own.db, 'batching', key, account)).replayed).toBe(true)
+    } finally {
+      await own.db.destroy()
+    }
+  })
+
+  it('reports a COMMIT that timed out on the client as such, not as a failed store', async () => {
+    const own = oneConnection({ query_timeout: 200 })
+    try {
+      await deposit(own.db, 'batching', randomUUID(), randomUUID())
+      const key = randomUUID()
+      const error = await deposit(own.db, SLOW_SCOPE, key, randomUUID()).catch((error: unknown) => error)
+      // The server may still commit it: the outcome is unknown, as for any COMMIT that times out.
+      expect(error).toBeInstanceOf(Error)
+      expect(error).not.toBeInstanceOf(IdempotencyError)
+      expect((error as Error).message).toBe('Query read timeout')
+    } finally {
+      await own.db.destroy()
+    }
+  })
+
+  it('recovers when the server forgot one of the statements (DEALLOCATE name)', async () => {
+    const own = oneConnection()
+    try {
+      const call = () => deposit(own.db, 'batching', randomUUID(), randomUUID())
+      await call()
+      const { rows } = await sql<{ name: string }>`select name from pg_prepared_statements where name like 'pg_idempotency_claim%'`.execute(own.db)
+      await sql.raw(`deallocate ${rows[0]!.name}`).execute(own.db)
+      await expect(call()).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: '26000', retryable: true })
+      for (let attempt = 0; attempt < 3; attempt++) expect((await call()).replayed).toBe(false)
+    } finally {
+      await own.db.destroy()
+    }
+  })
+
+  it('leaves a pool in node-postgres pipeline mode as it is', async () => {
+    const own = oneConnection({ pipeline: true } as pg.PoolConfig)
+    try {
+      const key = randomUUID()
+      const account = randomUUID()
+      expect((await deposit(own.db, 'batching', key, account)).replayed).toBe(false)
+      expect((await deposit(own.db, 'batching', key, account)).replayed).toBe(true)
+      expect(own.sent).not.toContain('batch')
+    } finally {
+      await own.db.destroy()
+    }
+  })
+
+  it('keeps the order of queries that plain node-postgres code queues without waiting', async () => {
+    await sql`create table if not exists queued (label text)`.execute(database.db)
+    const client = await one.pool.connect()
+    try {
+      const label = randomUUID()
+      const queued = [client.query('begin'), client.query('insert into queued values ($1)', [label]), client.query('rollback')]
+      await Promise.all(queued)
+      const { rows } = await client.query('select count(*)::int as n from queued where label = $1', [label])
+      expect(rows[0].n).toBe(0)
+    } finally {
+      client.release()
+    }
   })
 })

@@ -45,8 +45,10 @@ export function optimizePool<P extends OptimizablePool>(pool: P, { batching = tr
   if ((pool.totalCount ?? 0) > 0) {
     throw new IdempotencyUsageError('optimizePool must be called before the pool opens its first connection; the open ones would stay unoptimized.')
   }
-  pool.on('connect', (client: BatchingClient) => {
-    if (batchers.has(client)) return
+  pool.on('connect', (client: BatchingClient & { pipeline?: boolean }) => {
+    // node-postgres's pipeline mode refuses Submittables such as the batches: such a pool's
+    // connections send the library's statements as they come.
+    if (batchers.has(client) || client.pipeline === true) return
     const batcher = new TransactionBatcher(client, client.query.bind(client), batching)
     batchers.set(client, batcher)
     client.query = (...args: unknown[]) => batcher.query(args)

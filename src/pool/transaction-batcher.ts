@@ -2,13 +2,16 @@
 // named, and in the same message as the transaction control next to them.
 //
 // - kysely's BEGIN is held back until the next statement. If that is the library's claim, both
-//   go in one message; anything else is sent after BEGIN as usual.
+//   go in one message; anything else is sent right after BEGIN, as usual.
 // - The library's stored result (the default mode, without a savepoint) is held back until the
 //   next statement. If that is kysely's COMMIT, both go in one message: should the store fail,
 //   the server skips the COMMIT, and the COMMIT call rejects with the store's error. Anything
-//   else is sent after the store, and rejects with the store's error if the store failed.
-// A store that failed makes every later COMMIT of its transaction reject, so a caller who
-// catches the error cannot commit the handler's writes without their key.
+//   else is sent right after the store, and rejects with the store's error if the store failed.
+// A store that failed makes every later COMMIT of its transaction roll back and reject, so a
+// caller who catches the error cannot commit the handler's writes without their key.
+//
+// Whatever is held goes to node-postgres before the statement that follows it, in the same call,
+// so statements reach the server in the order they were issued.
 import { translateDatabaseError } from '../store/database-errors.ts'
 import { SqlState, sqlStateOf } from '../store/sql-state.ts'
 import { BatchError, sendBatch, type BatchClient, type BatchResult, type BatchStatement } from './batch-query.ts'
@@ -17,7 +20,6 @@ import { libraryStatementOf, STATEMENT_NAME_PREFIX, type LibraryStatement } from
 /** The part of a node-postgres client this uses. */
 export interface BatchingClient extends BatchClient {
   query(...args: unknown[]): unknown
-  connection?: { parsedStatements?: Record<string, string>; submittedNamedStatements?: Record<string, string> }
 }
 
 type Send = (...args: unknown[]) => unknown
@@ -37,17 +39,21 @@ interface HeldStore {
 export class TransactionBatcher {
   readonly #client: BatchingClient
   readonly #send: Send
+  readonly #holding: boolean
   #begin: string | undefined
   #store: HeldStore | undefined
   /** The held store failed: this transaction must not commit. */
   #storeFailed: Error | undefined
 
-  readonly #batching: boolean
-
-  constructor(client: BatchingClient, send: Send, batching: boolean) {
+  /**
+   * @param send node-postgres's own `client.query`.
+   * @param holding hold BEGIN and the store back to share a message; without it the library's
+   *   statements are only named.
+   */
+  constructor(client: BatchingClient, send: Send, holding: boolean) {
     this.#client = client
     this.#send = send
-    this.#batching = batching
+    this.#holding = holding
   }
 
   /** Forgets what is held back: the connection went back to the pool. */
@@ -59,32 +65,31 @@ export class TransactionBatcher {
 
   query(args: unknown[]): unknown {
     const [text, values, callback] = args
-    if (!this.#batching || typeof text !== 'string' || typeof values === 'function' || callback !== undefined) return this.#afterHeld(args)
+    if (typeof text !== 'string' || typeof values === 'function' || callback !== undefined) return this.#afterHeld(args)
     const params = (values ?? []) as readonly unknown[]
     if (text === COMMIT) return this.#commit(args)
     if (text === ROLLBACK) return this.#rollback(args)
-    if (KYSELY_BEGIN.test(text) && params.length === 0 && this.#begin === undefined && this.#store === undefined) {
+    if (this.#holding && KYSELY_BEGIN.test(text) && params.length === 0 && this.#begin === undefined && this.#store === undefined) {
       this.#begin = text
       return Promise.resolve(resultOf('BEGIN'))
     }
     const statement = libraryStatementOf(text)
-    if (statement !== undefined && this.#store === undefined && this.#parsed(statement)) {
-      if (statement.travelsWith === 'begin' && this.#begin !== undefined) {
-        const begin = this.#begin
-        this.#begin = undefined
-        return this.#batch([{ text: begin, values: [] }, { name: statement.name, text, values: params, rows: true }]).then(
-          (results) => results[1],
-          (error: BatchError) => {
-            throw error.cause
-          },
-        )
-      }
-      if (statement.travelsWith === 'commit' && this.#begin === undefined) {
-        this.#store = { statement, text, values: params }
-        return Promise.resolve(resultOf('INSERT', 1))
-      }
+    if (statement === undefined) return this.#afterHeld(args)
+    if (statement.travelsWith === 'begin' && this.#begin !== undefined) {
+      const begin = this.#begin
+      this.#begin = undefined
+      return this.#batch([{ text: begin, values: [] }, { name: statement.name, text, values: params, rows: true }]).then(
+        (results) => results[1],
+        (error: BatchError) => {
+          throw error.cause
+        },
+      )
     }
-    return this.#afterHeld(args)
+    if (this.#holding && statement.travelsWith === 'commit' && this.#begin === undefined && this.#store === undefined) {
+      this.#store = { statement, text, values: params }
+      return Promise.resolve(resultOf('INSERT', 1))
+    }
+    return this.#afterHeld([text, params], statement)
   }
 
   #commit(args: unknown[]): unknown {
@@ -107,8 +112,9 @@ export class TransactionBatcher {
     ]).then(
       (results) => results[1],
       (error: BatchError) => {
-        // Nothing completed: the store failed and the server skipped the COMMIT.
-        throw error.completed === 0 ? this.#failStore(error.cause) : error.cause
+        // The server refused the store and skipped the COMMIT. Any other failure (a lost
+        // connection, a timeout) leaves the COMMIT's outcome unknown, as it would be unbatched.
+        throw error.fromServer && error.completed === 0 ? this.#failStore(error.cause) : error.cause
       },
     )
   }
@@ -118,65 +124,56 @@ export class TransactionBatcher {
     this.reset()
     // BEGIN was never sent: there is nothing on the server to roll back.
     if (neverBegun) return Promise.resolve(resultOf('ROLLBACK'))
-    return this.#sendNamed(args)
+    return this.#send(...args)
   }
 
-  /** Sends what is held back, then `args`; `args` rejects with the held statement's error if it failed. */
-  #afterHeld(args: unknown[]): unknown {
+  /**
+   * Sends what is held back, then `args` (through a batch of one when it is the library's
+   * `statement`). A promise-style call rejects with the held statement's error if that failed;
+   * a callback or a Submittable meets the failed transaction itself.
+   */
+  #afterHeld(args: unknown[], statement?: LibraryStatement): unknown {
     const held = this.#sendHeld()
-    if (held === undefined) return this.#sendNamed(args)
-    const [first, values, callback] = args
-    const onHeldFailure = (error: unknown) => {
-      if (typeof first === 'object' && first !== null && typeof (first as { handleError?: unknown }).handleError === 'function') {
-        ;(first as { handleError(error: unknown): void }).handleError(error)
-      } else if (typeof values === 'function') (values as (error: unknown) => void)(error)
-      else if (typeof callback === 'function') (callback as (error: unknown) => void)(error)
-      else throw error
-    }
-    const sent = held.then(() => this.#sendNamed(args), onHeldFailure)
-    // A callback or a Submittable hears of its result itself; node-postgres returns nothing or the Submittable.
-    if (typeof first === 'object' && first !== null && typeof (first as { submit?: unknown }).submit === 'function') return first
-    if (typeof values === 'function' || typeof callback === 'function') return undefined
-    return sent
+    const sent = statement === undefined ? this.#send(...args) : this.#sendLibrary(statement, args[0] as string, args[1] as readonly unknown[])
+    if (held === undefined || typeof (sent as PromiseLike<unknown> | undefined)?.then !== 'function') return sent
+    return Promise.allSettled([held, sent]).then(([first, second]) => {
+      if (first.status === 'rejected') throw first.reason
+      if (second.status === 'rejected') throw second.reason
+      return second.value
+    })
   }
 
-  #sendHeld(): Promise<void> | undefined {
+  /** Sends the held BEGIN or store on its own; undefined when nothing is held. */
+  #sendHeld(): Promise<unknown> | undefined {
     const begin = this.#begin
     const store = this.#store
     this.#begin = undefined
     this.#store = undefined
-    if (begin !== undefined) return Promise.resolve(this.#send(begin)).then(() => undefined)
+    let held: Promise<unknown> | undefined
+    if (begin !== undefined) held = Promise.resolve(this.#send(begin))
     if (store !== undefined) {
-      return Promise.resolve(this.#sendNamed([store.text, store.values])).then(
-        () => undefined,
-        (error: unknown) => {
-          throw this.#failStore(error)
-        },
-      )
+      held = this.#sendLibrary(store.statement, store.text, store.values).catch((error: unknown) => {
+        throw this.#failStore(error)
+      })
     }
-    return undefined
+    // Its failure also reaches the caller through the statement sent after it (or the COMMIT).
+    held?.catch(() => {})
+    return held
+  }
+
+  #sendLibrary(statement: LibraryStatement, text: string, values: readonly unknown[]): Promise<BatchResult> {
+    return this.#batch([{ name: statement.name, text, values, rows: true }]).then(
+      (results) => results[0]!,
+      (error: BatchError) => {
+        throw error.cause
+      },
+    )
   }
 
   #failStore(error: unknown): Error {
     const failure = translateDatabaseError(error, 1)
     this.#storeFailed = failure
     return failure
-  }
-
-  /** node-postgres's query, with the library's statements named (each connection parses them once). */
-  #sendNamed(args: unknown[]): unknown {
-    const [text] = args
-    const statement = typeof text === 'string' ? libraryStatementOf(text) : undefined
-    if (statement === undefined) return this.#send(...args)
-    const named = [{ text, name: statement.name }, ...args.slice(1)]
-    const result = this.#send(...named) as PromiseLike<unknown> | undefined
-    // A promise of the pool's own Promise class (node-postgres lets it be configured), or
-    // nothing when a callback was passed.
-    if (typeof result?.then !== 'function') return result
-    return result.then(undefined, (error: unknown) => {
-      this.#forgetIfServerForgot(error)
-      throw error
-    })
   }
 
   #batch(statements: BatchStatement[]): Promise<BatchResult[]> {
@@ -186,18 +183,13 @@ export class TransactionBatcher {
     })
   }
 
-  #parsed(statement: LibraryStatement): boolean {
-    return this.#client.connection?.parsedStatements?.[statement.name] !== undefined
-  }
-
   // The server forgot a statement (DISCARD ALL, DEALLOCATE, a pooler) while node-postgres still
-  // counts it as parsed and would never send it again. Whatever forgot one forgot the others
-  // too: have every library statement parse again on its next use here.
+  // counts it as parsed. Whatever forgot one may have forgotten the others: each library
+  // statement is parsed again on its next use here, after a Close in case the server still has it.
   #forgetIfServerForgot(error: unknown): void {
     if (sqlStateOf(error) !== SqlState.INVALID_SQL_STATEMENT_NAME) return
-    for (const record of [this.#client.connection?.parsedStatements, this.#client.connection?.submittedNamedStatements]) {
-      for (const name of Object.keys(record ?? {})) if (name.startsWith(STATEMENT_NAME_PREFIX)) delete record![name]
-    }
+    const parsed = this.#client.connection?.parsedStatements ?? {}
+    for (const name of Object.keys(parsed)) if (name.startsWith(STATEMENT_NAME_PREFIX)) delete parsed[name]
   }
 }
 
