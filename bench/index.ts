@@ -1,16 +1,21 @@
 // npm run bench: what withIdempotency costs on top of the business transaction it wraps.
 //
-// For each business transaction and client count, six variants run against the same database:
-// the bare transaction; first calls (a fresh key each request) without a savepoint (the
-// default), with one, and without the pool opted in to prepared statements; replays of stored
-// keys, with and without prepared statements. Everything else runs on a pool set up with
-// optimizePool, the recommended set-up (it changes nothing for the bare transaction).
+// For each business transaction and client count, eight variants run against the same database:
+// - bare: the business transaction alone, on a plain pool, as the user's own code runs it;
+// - first (a fresh key each request) on an optimizePool pool, the recommended set-up: the claim
+//   goes in BEGIN's message and the stored result in COMMIT's;
+// - first, unbatched: the same pool with { batching: false }: statements prepared, each in a
+//   round trip of its own, which is how the batching's gain shows in the same run;
+// - first, savepoint: { savepoint: true } (what FinalFailure needs), optimized pool;
+// - first, plain pool: without optimizePool, as a user who has not opted in;
+// - replay (keys stored before the run), optimized, unbatched and on a plain pool.
 // Noise on a shared machine comes and goes over seconds, so the variants take turns: ROUNDS
 // rounds of a few seconds each, the order rotated every round so that no variant always runs
-// first; req/s is the median round.
+// first; req/s is the median round, and a ratio to bare is the median over rounds of the ratio
+// within each round.
 //
 // BENCH_SECONDS sets the measured seconds per variant per round (default 2, so 8 s per cell);
-// BENCH_CLIENTS the client counts. The default run takes about 6 minutes.
+// BENCH_CLIENTS the client counts. The default run takes about 8 minutes.
 import { availableParallelism, cpus, loadavg } from 'node:os'
 import { sql } from 'kysely'
 import pg from 'pg'
@@ -18,7 +23,7 @@ import { migrate } from '../src/index.ts'
 import { createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../tools/databases.ts'
 import { startLocalPostgres } from '../tools/local-postgres.ts'
 import { serverCpuReader } from './cpu.ts'
-import { combine, connectCounted, runRound, walReader, type CellResult, type Counter, type Meters, type RoundResult } from './measure.ts'
+import { combine, connectCounted, pairedRatio, runRound, walReader, type CellResult, type Counter, type Meters, type RoundResult } from './measure.ts'
 import { createTables, scenarios, storeKeys, onPlainPool, variant, variantNames, type BenchDatabase, type Scenario, type StoredKey, type VariantName } from './scenarios.ts'
 import { fixed, percentile, signed, table } from './stats.ts'
 
@@ -41,7 +46,8 @@ const WARMUP_SECONDS = [1, 0.25]
 const interrupt = new AbortController()
 process.once('SIGINT', () => interrupt.abort(new Error('interrupted')))
 
-type Cells = Map<string, CellResult>
+type Row = CellResult & { vsBare: number }
+type Cells = Map<string, Row>
 
 const server = await startLocalPostgres({ log: (line) => console.error(line), durable: true })
 try {
@@ -92,6 +98,7 @@ async function printHeader(monitor: pg.Client, origin: string): Promise<void> {
   console.log(
     `Each cell: ${ROUNDS} rounds of ${seconds} s measured, variants taking turns (order rotated each round), after a warm-up of ` +
       `${WARMUP_SECONDS[0]} s (first round) or ${WARMUP_SECONDS[1]} s. req/s: median round; spread: (fastest - slowest) / median round; ` +
+      "vs bare: the median over rounds of the variant's req/s over bare's in the same round (noise that lasts a round moves both); " +
       'latency, round trips and WAL: all rounds.',
   )
   console.log(
@@ -135,7 +142,8 @@ async function measureTable(url: string, scenario: Scenario, clients: number, re
         rounds.get(name)!.push(await runRound(request, clients, warmupMs, seconds * 1000, meters, interrupt.signal))
       }
     }
-    return new Map([...rounds].map(([name, results]) => [name, combine(results)]))
+    const bare = rounds.get('bare')!
+    return new Map([...rounds].map(([name, results]) => [name, { ...combine(results), vsBare: pairedRatio(results, bare) }]))
   } finally {
     await Promise.all([optimizedDb.destroy(), plainDb.destroy(), unbatchedDb.destroy()])
   }
@@ -152,7 +160,7 @@ function rotate<T>(items: T[], by: number): T[] {
   return [...items.slice(start), ...items.slice(0, start)]
 }
 
-function formatTable(rows: Map<VariantName, CellResult>): string {
+function formatTable(rows: Map<VariantName, Row>): string {
   const bare = rows.get('bare')!
   const header = ['variant', 'req/s', 'spread', 'p50 ms', 'p99 ms', 'trips/req', 'vs bare', 'WAL B/req', 'WAL vs bare', 'node µs/req', 'pg µs/req', 'CPU vs bare']
   const body = [...rows].map(([name, cell]) => [
@@ -162,7 +170,7 @@ function formatTable(rows: Map<VariantName, CellResult>): string {
     fixed(percentile(cell.latenciesMs, 50), 2),
     fixed(percentile(cell.latenciesMs, 99), 2),
     fixed(cell.trips, 2),
-    fixed(cell.rate / bare.rate, 2),
+    fixed(cell.vsBare, 2),
     fixed(cell.walPerRequest, 0),
     cell.walPerRequest === undefined || bare.walPerRequest === undefined ? 'n/a' : signed(cell.walPerRequest - bare.walPerRequest),
     fixed(cell.nodeCpuPerRequestUs, 0),
@@ -178,7 +186,7 @@ function formatTable(rows: Map<VariantName, CellResult>): string {
 /** One line against the goals at GOAL_CLIENTS clients; a miss is reported, never fatal. */
 function summary(cells: Cells, frameTrips: number): string {
   const cell = (scenario: Scenario, name: VariantName) => cells.get(`${scenario.name}|${GOAL_CLIENTS}|${name}`)!
-  const ratio = (scenario: Scenario, name: VariantName) => cell(scenario, name).rate / cell(scenario, 'bare').rate
+  const ratio = (scenario: Scenario, name: VariantName) => cell(scenario, name).vsBare
   const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS')
   const atLeast = (value: number, goal: number) => `${value.toFixed(2)} ${verdict(value >= goal)}`
   const atMost = (value: number, goal: number) => `${value.toFixed(2)} ${verdict(value <= goal)}`

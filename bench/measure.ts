@@ -151,6 +151,14 @@ export interface CellResult {
   serverCpuPerRequestUs: number | undefined
 }
 
+/**
+ * The median over rounds of `rounds[i]`'s rate over `baseline[i]`'s: each round's variants run
+ * within seconds of one another, so a slow spell of the machine moves both sides of a ratio.
+ */
+export function pairedRatio(rounds: RoundResult[], baseline: RoundResult[]): number {
+  return median(rounds.map((round, index) => round.requests / round.seconds / (baseline[index]!.requests / baseline[index]!.seconds)))
+}
+
 export function combine(rounds: RoundResult[]): CellResult {
   const rates = rounds.map((round) => round.requests / round.seconds)
   const rate = median(rates)
