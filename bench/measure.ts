@@ -18,7 +18,10 @@ export interface Counter {
  * no awaits to the timed path.
  */
 export function connectCounted<DB>(url: string, max: number, counter: Counter, { optimized = true, batching = true }: { optimized?: boolean; batching?: boolean } = {}): Kysely<DB> {
-  const pool = new pg.Pool({ connectionString: url, max })
+  // Idle connections stay open: while the other variants of a round run, a pool's connections sit
+  // idle for longer than node-postgres's default 10 s, and reconnecting would bill the next
+  // variant for forking and warming a backend (and drop the old one's CPU from the server's sum).
+  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 0 })
   // A connection that dies between queries emits 'error', which unheard would crash the run before
   // it drops its database; the next query on it fails and stops the run instead.
   const ignore = () => {}

@@ -54,8 +54,12 @@ export async function dropDatabase(url: string, name: string): Promise<void> {
  * optimizePool, as the example service and the benchmarks do; most tests leave it off, so they
  * run the path every user starts on (test/optimize-pool.test.ts and the concurrency suite cover it).
  */
-export function connect<DB = any>(url: string, max = 10, { optimized = false }: { optimized?: boolean } = {}): Kysely<DB> {
-  const pool = new pg.Pool({ connectionString: url, max })
+export function connect<DB = any>(
+  url: string,
+  max = 10,
+  { optimized = false, idleTimeoutMillis }: { optimized?: boolean; idleTimeoutMillis?: number } = {},
+): Kysely<DB> {
+  const pool = new pg.Pool({ connectionString: url, max, ...(idleTimeoutMillis === undefined ? {} : { idleTimeoutMillis }) })
   if (optimized) optimizePool(pool)
   // A connection that dies while no query runs on it emits 'error'; with no listener that
   // crashes the process. The pool listens only to idle connections, so every connection gets
