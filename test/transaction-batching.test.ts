@@ -87,6 +87,30 @@ it('makes a first call as many round trips as the bare transaction, and a replay
   expect(await countEntries(one.db, account)).toBe(2)
 })
 
+it('sends each statement in a round trip of its own with { batching: false }, still named', async () => {
+  const pool = new pg.Pool({ connectionString: database.url, max: 1 })
+  const sent: string[] = []
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown
+    ;(client as unknown as { query: typeof query }).query = (...args) => {
+      sent.push(typeof args[0] === 'string' ? args[0] : 'batch')
+      return query(...args)
+    }
+  })
+  const db = new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool: optimizePool(pool, { batching: false }) }) })
+  try {
+    await deposit(db, 'batching', randomUUID(), randomUUID())
+    sent.length = 0
+    await deposit(db, 'batching', randomUUID(), randomUUID())
+    // BEGIN, the claim, the handler's INSERT, the store, COMMIT; the library's two as named statements.
+    expect(sent).toEqual(['begin', 'batch', expect.stringContaining('insert into "ledger"'), 'batch', 'commit'])
+    const { rows } = await sql<{ name: string }>`select name from pg_prepared_statements order by name`.execute(db)
+    expect(rows.map((row) => row.name)).toEqual([expect.stringMatching(/^pg_idempotency_claim_/), expect.stringMatching(/^pg_idempotency_complete_/)])
+  } finally {
+    await db.destroy()
+  }
+})
+
 it('stores before any later statement of the transaction, which sees the key', async () => {
   const key = randomUUID()
   const seen = await one.db.transaction().execute(async (tx) => {
