@@ -60,7 +60,7 @@ async function setUp(url: string): Promise<{ claim: Statement; store: Statement 
     ;(client as unknown as { query: typeof query }).query = (...args) => {
       const [text, values] = args as [unknown, unknown[]]
       if (typeof text === 'string' && text.includes('claim_idempotency_key(')) sent.push({ name: 'bench_floor_claim', text, values })
-      if (typeof text === 'string' && text.startsWith('insert into "idempotency".idempotency_keys')) sent.push({ name: 'bench_floor_store', text, values })
+      if (typeof text === 'string' && text.includes('insert into "idempotency".idempotency_keys')) sent.push({ name: 'bench_floor_store', text, values })
       return query(...args)
     }
   })

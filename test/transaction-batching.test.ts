@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { Kysely, PostgresDialect, sql, type IsolationLevel } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { IdempotencyError, IdempotencyErrorCode, IdempotencyStoreError, optimizePool, withIdempotency } from '../src/index.ts'
+import { IdempotencyError, IdempotencyErrorCode, IdempotencyStoreError, migrate, optimizePool, withIdempotency } from '../src/index.ts'
 import { countEntries, countKeys, createLedger, insertEntry, type LedgerDatabase } from './support/ledger.ts'
 import { useTestDatabase } from './support/test-database.ts'
 
@@ -14,6 +14,8 @@ const database = useTestDatabase<LedgerDatabase>({ maxConnections: 2 })
 const FAILING_SCOPE = 'store-fails'
 // A store into this one takes 0.3 s.
 const SLOW_SCOPE = 'store-slow'
+// A store into this one is discarded without an error, as a trigger returning NULL or a rule would.
+const DISCARDING_SCOPE = 'store-discarded'
 
 beforeAll(async () => {
   await createLedger(database.db)
@@ -22,6 +24,7 @@ beforeAll(async () => {
     begin
       if new.scope = ${sql.lit(FAILING_SCOPE)} then raise exception 'the store failed on purpose' using errcode = 'P0001'; end if;
       if new.scope = ${sql.lit(SLOW_SCOPE)} then perform pg_sleep(0.3); end if;
+      if new.scope = ${sql.lit(DISCARDING_SCOPE)} then return null; end if;
       return new;
     end $$`.execute(database.db)
   await sql`create trigger fail_store before insert on idempotency.idempotency_keys for each row execute function fail_store()`.execute(database.db)
@@ -161,6 +164,41 @@ describe('a store that fails', () => {
     expect([await countEntries(one.db, account), await countKeys(one.db, key)]).toEqual([0, 0])
   })
 
+  it('fails the COMMIT when a trigger discards the key row, on an optimized pool and a plain one', async () => {
+    for (const db of [one.db, database.db]) {
+      const account = randomUUID()
+      const key = randomUUID()
+      const attempt = deposit(db, DISCARDING_SCOPE, key, account)
+      await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: '22012' })
+      await expect(attempt).rejects.toThrow('a trigger or rule on the key table discarded it')
+      expect([await countEntries(database.db, account), await countKeys(database.db, key)]).toEqual([0, 0])
+    }
+  })
+
+  it("is reported at COMMIT with the caller's retryAfterSeconds when a statement_timeout stops it", async () => {
+    const attempt = one.db.transaction().execute(async (tx) => {
+      await sql`set local statement_timeout = 100`.execute(tx)
+      await withIdempotency(tx, { scope: SLOW_SCOPE, key: randomUUID() }, async () => 'done', { retryAfterSeconds: 7 })
+    })
+    await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.KEY_IN_PROGRESS, retryAfterSeconds: 7, retryable: true })
+  })
+
+  it('keeps its own typed error when a later call of the transaction sends it', async () => {
+    const own = oneConnection()
+    try {
+      await deposit(own.db, 'batching', randomUUID(), randomUUID())
+      const { rows } = await sql<{ name: string }>`select name from pg_prepared_statements where name like 'pg_idempotency_complete%'`.execute(own.db)
+      await sql.raw(`deallocate ${rows[0]!.name}`).execute(own.db)
+      const attempt = own.db.transaction().execute(async (tx) => {
+        await withIdempotency(tx, { scope: 'batching', key: randomUUID() }, async () => 'first')
+        await withIdempotency(tx, { scope: 'batching', key: randomUUID() }, async () => 'second')
+      })
+      await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: '26000', retryable: true })
+    } finally {
+      await own.db.destroy()
+    }
+  })
+
   it('fails inside withIdempotency with a savepoint, which lets the caller go on', async () => {
     const account = randomUUID()
     const key = randomUUID()
@@ -278,6 +316,25 @@ describe('the connection under it', () => {
       await sql.raw(`deallocate ${rows[0]!.name}`).execute(own.db)
       await expect(call()).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: '26000', retryable: true })
       for (let attempt = 0; attempt < 3; attempt++) expect((await call()).replayed).toBe(false)
+    } finally {
+      await own.db.destroy()
+    }
+  })
+
+  it('recovers when a migration changed what the prepared claim returns', async () => {
+    const schema = 'idem_batching_changed'
+    await migrate(database.db, { schema })
+    const own = oneConnection()
+    try {
+      const call = () => own.db.transaction().execute((tx) => withIdempotency(tx, randomUUID(), async () => 'done', { schema }))
+      await call()
+      // The same function with another result column type, as a careless migration could leave it.
+      const { rows } = await sql<{ definition: string }>`
+        select pg_get_functiondef(${`${schema}.claim_idempotency_key`}::regproc) as definition`.execute(database.db)
+      await sql.raw(`drop function ${schema}.claim_idempotency_key`).execute(database.db)
+      await sql.raw(rows[0]!.definition.replace('OUT response json', 'OUT response jsonb').replace(/response := v_row\.response;/, 'response := v_row.response::jsonb;')).execute(database.db)
+      await expect(call()).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: '0A000', retryable: true })
+      expect(await call()).toMatchObject({ replayed: false, value: 'done' })
     } finally {
       await own.db.destroy()
     }

@@ -41,7 +41,8 @@ export class BatchError extends Error {
     super(cause instanceof Error ? cause.message : String(cause), { cause })
     this.name = 'BatchError'
     this.completed = completed
-    this.fromServer = sqlStateOf(cause) !== undefined
+    // node-postgres's DatabaseError, made from the server's ErrorResponse, carries its severity.
+    this.fromServer = sqlStateOf(cause) !== undefined && typeof (cause as { severity?: unknown }).severity === 'string'
   }
 }
 
@@ -74,7 +75,11 @@ type Done = (error: unknown, results?: BatchResult[]) => void
 /** Sends `statements` in one message through `submit` and resolves with each one's result, in order. */
 export function sendBatch(submit: Submit, client: BatchClient, statements: readonly BatchStatement[]): Promise<BatchResult[]> {
   return new Promise((resolve, reject) => {
-    submit(new BatchQuery(client, statements, (error, results) => (error ? reject(error) : resolve(results!))))
+    try {
+      submit(new BatchQuery(client, statements, (error, results) => (error ? reject(error) : resolve(results!))))
+    } catch (error) {
+      reject(new BatchError(error, 0))
+    }
   })
 }
 

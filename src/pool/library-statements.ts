@@ -32,3 +32,17 @@ export function libraryStatement(label: string, sql: string, travelsWith?: Trave
 export function libraryStatementOf(text: string): LibraryStatement | undefined {
   return statements.get(text)
 }
+
+// The caller's retryAfterSeconds for a held statement's parameters: a store that fails at COMMIT
+// is reported with it, although withIdempotency has returned by then. kysely hands node-postgres
+// the very array the library built, so the array itself is the key.
+const retryAfterByParameters = new WeakMap<readonly unknown[], number>()
+
+export function rememberRetryAfter(parameters: readonly unknown[], retryAfterSeconds: number): void {
+  retryAfterByParameters.set(parameters, retryAfterSeconds)
+}
+
+/** The retryAfterSeconds remembered for `parameters`; 1, the option's default, otherwise. */
+export function retryAfterFor(parameters: readonly unknown[]): number {
+  return retryAfterByParameters.get(parameters) ?? 1
+}

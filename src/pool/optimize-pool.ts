@@ -46,9 +46,10 @@ export function optimizePool<P extends OptimizablePool>(pool: P, { batching = tr
     throw new IdempotencyUsageError('optimizePool must be called before the pool opens its first connection; the open ones would stay unoptimized.')
   }
   pool.on('connect', (client: BatchingClient & { pipeline?: boolean }) => {
-    // node-postgres's pipeline mode refuses Submittables such as the batches: such a pool's
-    // connections send the library's statements as they come.
-    if (batchers.has(client) || client.pipeline === true) return
+    // node-postgres's pipeline mode refuses Submittables such as the batches, and pg-native's
+    // clients have no protocol connection to write them to: such a pool's connections send the
+    // library's statements as they come.
+    if (batchers.has(client) || client.pipeline === true || client.connection === undefined) return
     const batcher = new TransactionBatcher(client, client.query.bind(client), batching)
     batchers.set(client, batcher)
     client.query = (...args: unknown[]) => batcher.query(args)

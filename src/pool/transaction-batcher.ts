@@ -15,7 +15,7 @@
 import { translateDatabaseError } from '../store/database-errors.ts'
 import { SqlState, sqlStateOf } from '../store/sql-state.ts'
 import { BatchError, sendBatch, type BatchClient, type BatchResult, type BatchStatement } from './batch-query.ts'
-import { libraryStatementOf, STATEMENT_NAME_PREFIX, type LibraryStatement } from './library-statements.ts'
+import { libraryStatementOf, retryAfterFor, STATEMENT_NAME_PREFIX, type LibraryStatement } from './library-statements.ts'
 
 /** The part of a node-postgres client this uses. */
 export interface BatchingClient extends BatchClient {
@@ -114,7 +114,7 @@ export class TransactionBatcher {
       (error: BatchError) => {
         // The server refused the store and skipped the COMMIT. Any other failure (a lost
         // connection, a timeout) leaves the COMMIT's outcome unknown, as it would be unbatched.
-        throw error.fromServer && error.completed === 0 ? this.#failStore(error.cause) : error.cause
+        throw error.fromServer && error.completed === 0 ? this.#failStore(error.cause, store.values) : error.cause
       },
     )
   }
@@ -153,7 +153,7 @@ export class TransactionBatcher {
     if (begin !== undefined) held = Promise.resolve(this.#send(begin))
     if (store !== undefined) {
       held = this.#sendLibrary(store.statement, store.text, store.values).catch((error: unknown) => {
-        throw this.#failStore(error)
+        throw this.#failStore(error, store.values)
       })
     }
     // Its failure also reaches the caller through the statement sent after it (or the COMMIT).
@@ -170,8 +170,8 @@ export class TransactionBatcher {
     )
   }
 
-  #failStore(error: unknown): Error {
-    const failure = translateDatabaseError(error, 1)
+  #failStore(error: unknown, values: readonly unknown[]): Error {
+    const failure = translateDatabaseError(error, retryAfterFor(values))
     this.#storeFailed = failure
     return failure
   }
@@ -184,10 +184,12 @@ export class TransactionBatcher {
   }
 
   // The server forgot a statement (DISCARD ALL, DEALLOCATE, a pooler) while node-postgres still
-  // counts it as parsed. Whatever forgot one may have forgotten the others: each library
-  // statement is parsed again on its next use here, after a Close in case the server still has it.
+  // counts it as parsed, or a migration changed what one returns ("cached plan must not change
+  // result type"). Each library statement is parsed again on its next use here, after a Close
+  // in case the server still has it.
   #forgetIfServerForgot(error: unknown): void {
-    if (sqlStateOf(error) !== SqlState.INVALID_SQL_STATEMENT_NAME) return
+    const sqlState = sqlStateOf(error)
+    if (sqlState !== SqlState.INVALID_SQL_STATEMENT_NAME && sqlState !== SqlState.FEATURE_NOT_SUPPORTED) return
     const parsed = this.#client.connection?.parsedStatements ?? {}
     for (const name of Object.keys(parsed)) if (name.startsWith(STATEMENT_NAME_PREFIX)) delete parsed[name]
   }

@@ -1,14 +1,16 @@
 import {
+  IdempotencyError,
   IdempotencyErrorCode,
   IdempotencyKeyInProgressError,
   IdempotencySnapshotConflictError,
   IdempotencyStoreError,
-  type IdempotencyError,
 } from '../errors.ts'
 import { SqlState, sqlStateOf } from './sql-state.ts'
 
 /** Turns an error from one of the library's own statements into an {@link IdempotencyError}. */
 export function translateDatabaseError(error: unknown, retryAfterSeconds: number): IdempotencyError {
+  // Already typed: an optimizePool connection reports a held store's failure on a later statement.
+  if (error instanceof IdempotencyError) return error
   const sqlState = sqlStateOf(error)
   switch (sqlState) {
     // lock_timeout (waitTimeout) or the caller's statement_timeout ran out while the claim waited.
@@ -56,6 +58,26 @@ export function translateDatabaseError(error: unknown, retryAfterSeconds: number
         sqlState,
         error,
         true,
+      )
+    // A migration replaced the claim function with other result columns while this connection
+    // held it prepared ("cached plan must not change result type"); optimizePool has the
+    // connection parse it again on the next attempt.
+    case SqlState.FEATURE_NOT_SUPPORTED:
+      return new IdempotencyStoreError(
+        IdempotencyErrorCode.STORE_FAILED,
+        `One of the library's prepared statements no longer matches the schema on this connection (${error instanceof Error ? error.message : String(error)}); the transaction can be retried.`,
+        sqlState,
+        error,
+        true,
+      )
+    // The stored-result statement that may travel with COMMIT checks on the server that its row
+    // was written (see key-store.ts): a trigger or rule on the key table discarded it.
+    case SqlState.DIVISION_BY_ZERO:
+      return new IdempotencyStoreError(
+        IdempotencyErrorCode.STORE_FAILED,
+        'The idempotency key row was not written: a trigger or rule on the key table discarded it. The key table must only be written by the library.',
+        sqlState,
+        error,
       )
     default:
       return new IdempotencyStoreError(

@@ -1,6 +1,6 @@
 import { CompiledQuery, type Transaction } from 'kysely'
 import type { ValidKey } from '../key.ts'
-import { libraryStatement } from '../pool/library-statements.ts'
+import { libraryStatement, rememberRetryAfter } from '../pool/library-statements.ts'
 import { translateDatabaseError } from './database-errors.ts'
 import { quoteSchema } from './schema-name.ts'
 
@@ -61,9 +61,15 @@ export class KeyStore {
       `values ($1, $2, $3, $4, $5::json, $6, statement_timestamp(), statement_timestamp() + $7::double precision * interval '1 millisecond')`
     this.#insertSql = libraryStatement('complete', insert)
     // Without a savepoint, a failed store fails the whole transaction anyway, so on an
-    // optimizePool pool it may wait for the next statement and go in COMMIT's message. (The
-    // comment only makes it another text, which the pool tells apart.)
-    this.#insertWithCommitSql = libraryStatement('complete_with_commit', `${insert} /* may travel with COMMIT */`, 'commit')
+    // optimizePool pool it may wait for the next statement and go in COMMIT's message. The COMMIT
+    // then runs before the client sees the row count, so the server checks it: a trigger or rule
+    // that discards the row makes this a division by zero, which fails the store and skips the
+    // COMMIT behind it.
+    this.#insertWithCommitSql = libraryStatement(
+      'complete_with_commit',
+      `with stored as (${insert} returning 1) select 1 / count(*)::int as stored from stored`,
+      'commit',
+    )
     // Not prepared: its WHERE would let a generic plan pick a sequential scan. It only runs under
     // REPEATABLE READ / SERIALIZABLE.
     this.#updateSql =
@@ -83,8 +89,13 @@ export class KeyStore {
   async complete(tx: Transaction<unknown>, done: CompletedKey, retryAfterSeconds: number): Promise<void> {
     const { key } = done
     const params = [key.scope, key.key, done.fingerprint, done.status, done.responseJson, key.customerId, done.ttlMs]
-    const sql = done.placeholder ? this.#updateSql : done.mayWaitForCommit ? this.#insertWithCommitSql : this.#insertSql
-    const result = await run(tx, CompiledQuery.raw(sql, params), retryAfterSeconds)
+    if (!done.placeholder && done.mayWaitForCommit) {
+      // Checked on the server (see the constructor); an optimizePool pool may send it later.
+      rememberRetryAfter(params, retryAfterSeconds)
+      await run(tx, CompiledQuery.raw(this.#insertWithCommitSql, params), retryAfterSeconds)
+      return
+    }
+    const result = await run(tx, CompiledQuery.raw(done.placeholder ? this.#updateSql : this.#insertSql, params), retryAfterSeconds)
     if (result.numAffectedRows !== 1n) {
       // Only a handler that deleted the placeholder itself gets here.
       throw translateDatabaseError(new Error('The idempotency key placeholder disappeared before the result was stored.'), retryAfterSeconds)

@@ -11,10 +11,13 @@ export const SqlState = {
   INVALID_SCHEMA_NAME: '3F000',
   IN_FAILED_SQL_TRANSACTION: '25P02',
   INVALID_SQL_STATEMENT_NAME: '26000',
+  FEATURE_NOT_SUPPORTED: '0A000',
+  DIVISION_BY_ZERO: '22012',
 } as const
 
 /** The SQLSTATE of a driver error, if it has one. */
 export function sqlStateOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
+  // Every SQLSTATE has a digit; a Node error code such as 'EPIPE' has none.
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && /[0-9]/.test(code) ? code : undefined
 }
