@@ -30,7 +30,7 @@ await createDatabase(server.url, name)
 const url = withDatabase(server.url, name)
 const meters: Meters = { counter: { queries: 0 }, wal: undefined, serverCpu: undefined }
 const batched = connectCounted<BenchDatabase>(url, CLIENTS, meters.counter)
-const unbatched = connectCounted<BenchDatabase>(url, CLIENTS, meters.counter, { batching: false })
+const unbatched = connectCounted<BenchDatabase>(url, CLIENTS, meters.counter, 'unbatched')
 try {
   await migrate(batched)
   await createTables(batched)

@@ -24,7 +24,7 @@ import { createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '
 import { startLocalPostgres } from '../tools/local-postgres.ts'
 import { serverCpuReader } from './cpu.ts'
 import { combine, connectCounted, pairedRatio, runRound, walReader, type CellResult, type Counter, type Meters, type RoundResult } from './measure.ts'
-import { createTables, scenarios, storeKeys, onPlainPool, variant, variantNames, type BenchDatabase, type Scenario, type StoredKey, type VariantName } from './scenarios.ts'
+import { createTables, scenarios, storeKeys, poolFor, variant, variantNames, type BenchDatabase, type Scenario, type StoredKey, type VariantName } from './scenarios.ts'
 import { fixed, percentile, signed, table } from './stats.ts'
 
 // BENCH_CLIENTS=8 (a comma-separated list) runs fewer cells while iterating; the summary needs 8.
@@ -130,22 +130,20 @@ async function setUp(url: string, counter: Counter) {
 }
 
 async function measureTable(url: string, scenario: Scenario, clients: number, replayKeys: StoredKey[], meters: Meters) {
-  const optimizedDb = connectCounted<BenchDatabase>(url, clients, meters.counter)
-  const plainDb = connectCounted<BenchDatabase>(url, clients, meters.counter, { optimized: false })
-  const unbatchedDb = connectCounted<BenchDatabase>(url, clients, meters.counter, { batching: false })
+  const pools = new Map((['plain', 'unbatched', 'optimized'] as const).map((kind) => [kind, connectCounted<BenchDatabase>(url, clients, meters.counter, kind)]))
   try {
     const rounds = new Map<VariantName, RoundResult[]>(variantNames.map((name) => [name, []]))
     for (let round = 0; round < ROUNDS; round++) {
       const warmupMs = WARMUP_SECONDS[Math.min(round, 1)]! * 1000
       for (const name of rotate(variantNames, round)) {
-        const request = variant(onPlainPool(name) ? plainDb : name.endsWith(', unbatched') ? unbatchedDb : optimizedDb, scenario, name, replayKeys)
+        const request = variant(pools.get(poolFor(name))!, scenario, name, replayKeys)
         rounds.get(name)!.push(await runRound(request, clients, warmupMs, seconds * 1000, meters, interrupt.signal))
       }
     }
     const bare = rounds.get('bare')!
     return new Map([...rounds].map(([name, results]) => [name, { ...combine(results), vsBare: pairedRatio(results, bare) }]))
   } finally {
-    await Promise.all([optimizedDb.destroy(), plainDb.destroy(), unbatchedDb.destroy()])
+    await Promise.all([...pools.values()].map((db) => db.destroy()))
   }
 }
 

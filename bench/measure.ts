@@ -2,7 +2,7 @@
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { optimizePool } from '../src/index.ts'
-import type { Request } from './scenarios.ts'
+import type { PoolKind, Request } from './scenarios.ts'
 import { nodeCpu, type CpuReader } from './cpu.ts'
 import { median } from './stats.ts'
 
@@ -17,7 +17,7 @@ export interface Counter {
  * exactly what goes over the wire, BEGIN, COMMIT and the library's savepoint included, and adds
  * no awaits to the timed path.
  */
-export function connectCounted<DB>(url: string, max: number, counter: Counter, { optimized = true, batching = true }: { optimized?: boolean; batching?: boolean } = {}): Kysely<DB> {
+export function connectCounted<DB>(url: string, max: number, counter: Counter, kind: PoolKind = 'optimized'): Kysely<DB> {
   // Idle connections stay open: while the other variants of a round run, a pool's connections sit
   // idle for longer than node-postgres's default 10 s, and reconnecting would bill the next
   // variant for forking and warming a backend (and drop the old one's CPU from the server's sum).
@@ -37,7 +37,7 @@ export function connectCounted<DB>(url: string, max: number, counter: Counter, {
     }
   })
   // The recommended set-up: the library's statements prepared and sent with BEGIN and COMMIT.
-  if (optimized) optimizePool(pool, { batching })
+  if (kind !== 'plain') optimizePool(pool, { batching: kind === 'optimized' })
   return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
 }
 

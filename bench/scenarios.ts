@@ -65,12 +65,17 @@ export type VariantName = 'bare' | 'first' | 'first, unbatched' | 'first, savepo
 export const variantNames: VariantName[] = ['bare', 'first', 'first, unbatched', 'first, savepoint', 'first, plain pool', 'replay', 'replay, unbatched', 'replay, plain pool']
 
 /**
- * Whether a variant runs on a plain pool, without {@link optimizePool}: `bare`, as the user's
- * own code runs, and the library's statements unnamed and in round trips of their own, as they
- * go for a user who has not opted in (or cannot, behind an old PgBouncer). The others run on the
- * optimized pool.
+ * The pool a variant runs on: `bare` on a plain one, as the user's own code runs, and so the
+ * `plain pool` variants, whose library statements go unnamed and in round trips of their own, as
+ * for a user who has not opted in (or cannot, behind an old PgBouncer); the `unbatched` ones on
+ * an optimizePool pool with { batching: false }; the others on an optimizePool pool.
  */
-export const onPlainPool = (name: VariantName): boolean => name === 'bare' || name.endsWith(', plain pool')
+export type PoolKind = 'plain' | 'unbatched' | 'optimized'
+
+export function poolFor(name: VariantName): PoolKind {
+  if (name === 'bare' || name.endsWith(', plain pool')) return 'plain'
+  return name.endsWith(', unbatched') ? 'unbatched' : 'optimized'
+}
 
 /**
  * One request of a variant. `slot` is unique among the requests in flight at once (see

@@ -7,7 +7,9 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { IdempotencyError, IdempotencyErrorCode, IdempotencyStoreError, migrate, optimizePool, withIdempotency } from '../src/index.ts'
 import { countEntries, countKeys, createLedger, insertEntry, type LedgerDatabase } from './support/ledger.ts'
+import { Latch, lockWatcher } from './support/concurrency.ts'
 import { useTestDatabase } from './support/test-database.ts'
+import { connect } from '../tools/databases.ts'
 
 const database = useTestDatabase<LedgerDatabase>({ maxConnections: 2 })
 // A store into this scope fails, as a full disk or a broken trigger would make it.
@@ -16,6 +18,8 @@ const FAILING_SCOPE = 'store-fails'
 const SLOW_SCOPE = 'store-slow'
 // A store into this one is discarded without an error, as a trigger returning NULL or a rule would.
 const DISCARDING_SCOPE = 'store-discarded'
+// A store of this result fails, whatever its scope.
+const REFUSED_RESULT = 'refused on purpose'
 
 beforeAll(async () => {
   await createLedger(database.db)
@@ -25,6 +29,7 @@ beforeAll(async () => {
       if new.scope = ${sql.lit(FAILING_SCOPE)} then raise exception 'the store failed on purpose' using errcode = 'P0001'; end if;
       if new.scope = ${sql.lit(SLOW_SCOPE)} then perform pg_sleep(0.3); end if;
       if new.scope = ${sql.lit(DISCARDING_SCOPE)} then return null; end if;
+      if new.response::text = ${sql.lit(JSON.stringify(REFUSED_RESULT))} then raise exception 'this result is refused' using errcode = 'P0001'; end if;
       return new;
     end $$`.execute(database.db)
   await sql`create trigger fail_store before insert on idempotency.idempotency_keys for each row execute function fail_store()`.execute(database.db)
@@ -196,6 +201,34 @@ describe('a store that fails', () => {
       await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: '26000', retryable: true })
     } finally {
       await own.db.destroy()
+    }
+  })
+
+  it('at the COMMIT of the first of two racers lets the waiting twin run fn and store its own result', async () => {
+    const db = connect<LedgerDatabase>(database.url, 2, { optimized: true })
+    const locks = await lockWatcher(database.url)
+    try {
+      const account = randomUUID()
+      const key = randomUUID()
+      const holding = new Latch()
+      const race = (result: string, hold: boolean) =>
+        db.transaction().execute((tx) =>
+          withIdempotency(tx, { scope: 'batching', key }, async (tx) => {
+            await insertEntry(tx, account, 5)
+            if (hold) await holding.hold()
+            return result
+          }),
+        )
+      const first = race(REFUSED_RESULT, true).catch((error: unknown) => error)
+      await holding.entered
+      const twin = race('stored', false)
+      await locks.untilWaiting(1)
+      holding.release()
+      expect(await first).toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: 'P0001' })
+      expect(await twin).toMatchObject({ replayed: false, value: 'stored' })
+      expect([await countEntries(database.db, account), await countKeys(database.db, key)]).toEqual([1, 1])
+    } finally {
+      await Promise.all([db.destroy(), locks.close()])
     }
   })
 

@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto'
 /**
  * The transaction-control statement a library statement may share a message with:
  * - `begin`: the claim, always the first statement of its transaction, goes in BEGIN's message;
- * - `commit`: the stored result goes in COMMIT's message when nothing else runs in between.
+ * - `commit`: the stored result goes in COMMIT's message when nothing else runs in between and
+ *   its call has no savepoint waiting for it (see {@link StoreCall}).
  */
 export type TravelsWith = 'begin' | 'commit'
 
@@ -33,16 +34,22 @@ export function libraryStatementOf(text: string): LibraryStatement | undefined {
   return statements.get(text)
 }
 
-// The caller's retryAfterSeconds for a held statement's parameters: a store that fails at COMMIT
-// is reported with it, although withIdempotency has returned by then. kysely hands node-postgres
-// the very array the library built, so the array itself is the key.
-const retryAfterByParameters = new WeakMap<readonly unknown[], number>()
-
-export function rememberRetryAfter(parameters: readonly unknown[], retryAfterSeconds: number): void {
-  retryAfterByParameters.set(parameters, retryAfterSeconds)
+/** What a pool needs to know of one call's store, beyond its text. */
+export interface StoreCall {
+  /** Reported with a store that fails at COMMIT, after withIdempotency has returned. */
+  retryAfterSeconds: number
+  /** No savepoint waits for it: a failed store fails the whole transaction anyway. */
+  mayWaitForCommit: boolean
 }
 
-/** The retryAfterSeconds remembered for `parameters`; 1, the option's default, otherwise. */
-export function retryAfterFor(parameters: readonly unknown[]): number {
-  return retryAfterByParameters.get(parameters) ?? 1
+// Keyed by the parameter array the library built: kysely hands node-postgres that very array.
+// Should it ever hand over another, the store is simply sent at once.
+const storeCalls = new WeakMap<readonly unknown[], StoreCall>()
+
+export function rememberStoreCall(parameters: readonly unknown[], call: StoreCall): void {
+  storeCalls.set(parameters, call)
+}
+
+export function storeCallOf(parameters: readonly unknown[]): StoreCall | undefined {
+  return storeCalls.get(parameters)
 }

@@ -4,8 +4,9 @@
 // claim, the stored result) and the server parses and plans both each time. On a pool set up
 // with optimizePool:
 // - both are named prepared statements, parsed once per connection and then only bound and
-//   executed. Only statements without a plan choice are named (a function call, an INSERT ...
-//   VALUES), so a cached generic plan cannot turn into a sequential scan as the key table grows;
+//   executed. Only statements without a plan choice are named (a function call, a one-row
+//   INSERT ... VALUES), so a cached generic plan cannot turn into a sequential scan as the key
+//   table grows;
 // - the claim goes in the same message as its transaction's BEGIN, and the stored result in the
 //   same message as its COMMIT (see transaction-batcher.ts), so a first call makes as many round
 //   trips as the bare transaction, and a replay one fewer.

@@ -15,7 +15,7 @@
 import { translateDatabaseError } from '../store/database-errors.ts'
 import { SqlState, sqlStateOf } from '../store/sql-state.ts'
 import { BatchError, sendBatch, type BatchClient, type BatchResult, type BatchStatement } from './batch-query.ts'
-import { libraryStatementOf, retryAfterFor, STATEMENT_NAME_PREFIX, type LibraryStatement } from './library-statements.ts'
+import { libraryStatementOf, storeCallOf, STATEMENT_NAME_PREFIX, type LibraryStatement } from './library-statements.ts'
 
 /** The part of a node-postgres client this uses. */
 export interface BatchingClient extends BatchClient {
@@ -85,7 +85,7 @@ export class TransactionBatcher {
         },
       )
     }
-    if (this.#holding && statement.travelsWith === 'commit' && this.#begin === undefined && this.#store === undefined) {
+    if (this.#holding && statement.travelsWith === 'commit' && storeCallOf(params)?.mayWaitForCommit && this.#begin === undefined && this.#store === undefined) {
       this.#store = { statement, text, values: params }
       return Promise.resolve(resultOf('INSERT', 1))
     }
@@ -149,15 +149,16 @@ export class TransactionBatcher {
     const store = this.#store
     this.#begin = undefined
     this.#store = undefined
-    let held: Promise<unknown> | undefined
+    // Never both: a store is held only once BEGIN has gone.
+    let held: Promise<unknown>
     if (begin !== undefined) held = Promise.resolve(this.#send(begin))
-    if (store !== undefined) {
+    else if (store !== undefined) {
       held = this.#sendLibrary(store.statement, store.text, store.values).catch((error: unknown) => {
         throw this.#failStore(error, store.values)
       })
-    }
+    } else return undefined
     // Its failure also reaches the caller through the statement sent after it (or the COMMIT).
-    held?.catch(() => {})
+    held.catch(() => {})
     return held
   }
 
@@ -171,7 +172,7 @@ export class TransactionBatcher {
   }
 
   #failStore(error: unknown, values: readonly unknown[]): Error {
-    const failure = translateDatabaseError(error, retryAfterFor(values))
+    const failure = translateDatabaseError(error, storeCallOf(values)?.retryAfterSeconds ?? 1)
     this.#storeFailed = failure
     return failure
   }

@@ -1,6 +1,6 @@
 import { CompiledQuery, type Transaction } from 'kysely'
 import type { ValidKey } from '../key.ts'
-import { libraryStatement, rememberRetryAfter } from '../pool/library-statements.ts'
+import { libraryStatement, rememberStoreCall } from '../pool/library-statements.ts'
 import { translateDatabaseError } from './database-errors.ts'
 import { quoteSchema } from './schema-name.ts'
 
@@ -27,8 +27,9 @@ export interface CompletedKey {
   /** The claim inserted a placeholder (REPEATABLE READ, SERIALIZABLE): update it. */
   placeholder: boolean
   /**
-   * A failed store fails the whole transaction (there is no savepoint to return to), so the
-   * store may be sent with the transaction's next statement, at the latest with its COMMIT.
+   * A failed store fails the whole transaction (there is no savepoint to return to), so an
+   * optimizePool pool may send the store with the transaction's next statement, at the latest
+   * with its COMMIT.
    */
   mayWaitForCommit: boolean
 }
@@ -47,7 +48,6 @@ const ROLLBACKS = Array.from({ length: 8 }, (_, depth) => CompiledQuery.raw(`rol
 export class KeyStore {
   readonly #claimSql: string
   readonly #insertSql: string
-  readonly #insertWithCommitSql: string
   readonly #updateSql: string
 
   constructor(schema: string) {
@@ -56,18 +56,15 @@ export class KeyStore {
     this.#claimSql = libraryStatement('claim', `select outcome, status, fingerprint, response, created_at from ${s}.claim_idempotency_key($1, $2, $3, $4, $5)`, 'begin')
     // The ttl runs from completion (this statement's start, by the database clock), so a long
     // transaction cannot commit a key that has already expired.
-    const insert =
-      `insert into ${s}.idempotency_keys (scope, key, fingerprint, status, response, customer_id, completed_at, expires_at) ` +
-      `values ($1, $2, $3, $4, $5::json, $6, statement_timestamp(), statement_timestamp() + $7::double precision * interval '1 millisecond')`
-    this.#insertSql = libraryStatement('complete', insert)
-    // Without a savepoint, a failed store fails the whole transaction anyway, so on an
-    // optimizePool pool it may wait for the next statement and go in COMMIT's message. The COMMIT
-    // then runs before the client sees the row count, so the server checks it: a trigger or rule
-    // that discards the row makes this a division by zero, which fails the store and skips the
-    // COMMIT behind it.
-    this.#insertWithCommitSql = libraryStatement(
+    // The server checks that the row was written: a trigger or rule that discards it makes this a
+    // division by zero. Checked there rather than by the row count here, because on an
+    // optimizePool pool the statement may travel with the COMMIT, which runs before the client
+    // sees any count: the error makes the server skip it.
+    this.#insertSql = libraryStatement(
       'complete_with_commit',
-      `with stored as (${insert} returning 1) select 1 / count(*)::int as stored from stored`,
+      `with stored as (insert into ${s}.idempotency_keys (scope, key, fingerprint, status, response, customer_id, completed_at, expires_at) ` +
+        `values ($1, $2, $3, $4, $5::json, $6, statement_timestamp(), statement_timestamp() + $7::double precision * interval '1 millisecond') ` +
+        `returning 1) select 1 / count(*)::int as stored from stored`,
       'commit',
     )
     // Not prepared: its WHERE would let a generic plan pick a sequential scan. It only runs under
@@ -89,13 +86,12 @@ export class KeyStore {
   async complete(tx: Transaction<unknown>, done: CompletedKey, retryAfterSeconds: number): Promise<void> {
     const { key } = done
     const params = [key.scope, key.key, done.fingerprint, done.status, done.responseJson, key.customerId, done.ttlMs]
-    if (!done.placeholder && done.mayWaitForCommit) {
-      // Checked on the server (see the constructor); an optimizePool pool may send it later.
-      rememberRetryAfter(params, retryAfterSeconds)
-      await run(tx, CompiledQuery.raw(this.#insertWithCommitSql, params), retryAfterSeconds)
+    if (!done.placeholder) {
+      rememberStoreCall(params, { retryAfterSeconds, mayWaitForCommit: done.mayWaitForCommit })
+      await run(tx, CompiledQuery.raw(this.#insertSql, params), retryAfterSeconds)
       return
     }
-    const result = await run(tx, CompiledQuery.raw(done.placeholder ? this.#updateSql : this.#insertSql, params), retryAfterSeconds)
+    const result = await run(tx, CompiledQuery.raw(this.#updateSql, params), retryAfterSeconds)
     if (result.numAffectedRows !== 1n) {
       // Only a handler that deleted the placeholder itself gets here.
       throw translateDatabaseError(new Error('The idempotency key placeholder disappeared before the result was stored.'), retryAfterSeconds)
