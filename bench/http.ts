@@ -2,7 +2,9 @@
 // middleware, first calls (a fresh key per request) and replays, at 8 and 32 connections.
 // autocannon drives a server in a child process; the variants take turns over ROUNDS rounds,
 // the order rotated each round; req/s is the median round, and vs bare the median of the rounds'
-// ratios. The bare endpoint runs on a plain pool, the middleware on an optimizePool pool.
+// ratios. Before the measured rounds at each connection count, every variant runs one unmeasured
+// second, so no measured round pays for opening its pool's connections or warming its code.
+// The bare endpoint runs on a plain pool, the middleware on an optimizePool pool.
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
@@ -14,7 +16,8 @@ import { createHttpTables, HTTP_ACCOUNTS } from './http-tables.ts'
 import { fixed, median, table } from './stats.ts'
 
 const CONNECTIONS = [8, 32]
-const ROUNDS = 3
+const ROUNDS = 5
+const WARMUP_SECONDS = 1
 const seconds = Number(process.env.BENCH_SECONDS ?? 2)
 const REPLAY_KEYS = 512
 
@@ -46,6 +49,7 @@ async function run(databaseUrl: string) {
     const summary: string[] = []
     for (const connections of CONNECTIONS) {
       const rounds = new Map<Variant, Array<{ rps: number; p50: number; p99: number }>>(variants.map((v) => [v, []]))
+      for (const variant of variants) await load(base, variant, connections, replayKeys, WARMUP_SECONDS)
       for (let round = 0; round < ROUNDS; round++) {
         const order = variants.map((_, i) => variants[(i + round) % variants.length]!)
         for (const variant of order) rounds.get(variant)!.push(await load(base, variant, connections, replayKeys))
@@ -86,12 +90,12 @@ async function storeReplayKeys(base: string): Promise<string[]> {
   return keys
 }
 
-async function load(base: string, variant: Variant, connections: number, replayKeys: string[]) {
+async function load(base: string, variant: Variant, connections: number, replayKeys: string[], duration = seconds) {
   let n = 0
   const result = await autocannon({
     url: base,
     connections,
-    duration: seconds,
+    duration,
     requests: [
       {
         method: 'POST',
