@@ -38,12 +38,13 @@ const name = uniqueDatabaseName('pgidem_bench_paired')
 await createDatabase(server.url, name)
 const url = withDatabase(server.url, name)
 const monitor = new pg.Client({ connectionString: url })
-await monitor.connect()
-const meters: Meters = { counter: { queries: 0 }, wal: undefined, serverCpu: await serverCpuReader(monitor) }
+const meters: Meters = { counter: { queries: 0 }, wal: undefined, serverCpu: undefined }
 const plain = connectCounted<BenchDatabase>(url, CLIENTS, meters.counter, 'plain')
 const batched = connectCounted<BenchDatabase>(url, CLIENTS, meters.counter)
 const unbatched = connectCounted<BenchDatabase>(url, CLIENTS, meters.counter, 'unbatched')
 try {
+  await monitor.connect()
+  meters.serverCpu = await serverCpuReader(monitor)
   await migrate(batched)
   await createTables(batched)
   const rows: string[][] = []
