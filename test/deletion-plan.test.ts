@@ -39,7 +39,7 @@ it("starts each batch below a chunk from the chunk's own rows", async () => {
 
   // At PostgreSQL's default costs, whatever the server under the tests is tuned to. With
   // random_page_cost at 6 or more the planner prefers a sequential scan that it expects the LIMIT to
-  // stop early (see the README's limits of customer deletion).
+  // stop early (see the limits in docs/customer-deletion.md).
   const text = await db.transaction().execute(async (tx) => {
     await sql`set local random_page_cost = 4`.execute(tx)
     await sql`set local seq_page_cost = 1`.execute(tx)
