@@ -38,7 +38,7 @@ export async function requestCustomerDeletion(db: Kysely<any>, boss: PgBoss, req
   const work = async (tx: Transaction<any>) => {
     // The row lock makes concurrent requests queue here; all but the first find it deleting. It
     // does not wait for requests in flight that share-lock the row (foreign keys, emit).
-    const row = await selectCustomer(tx, schema, reference, true)
+    const row = await selectCustomer(tx, schema, reference, 'no key update')
     if (!row) throw new CustomerNotFoundError()
     const customer = toCustomer(row)
     if (customer.status === 'deleting') return { customerId: customer.customerId, enqueued: false }
