@@ -3,6 +3,7 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCustomer } from '../../src/index.ts'
 import { useTestDatabase } from '../support/test-database.ts'
+import { Latch, lockWatcher } from '../support/concurrency.ts'
 import { createItemsTable, type ContractRoute } from './contract-routes.ts'
 import type { RunningServer, StartServer } from './servers.ts'
 
@@ -10,6 +11,8 @@ async function insertItem(tx: Parameters<NonNullable<ContractRoute['handler']>>[
   const { rows } = await sql<{ id: string }>`insert into items (name) values (${name}) returning id::text`.execute(tx)
   return rows[0]!.id
 }
+
+const held: { latch?: Latch } = {}
 
 /** Routes scoped per route and per client, with and without a customer. */
 export const isolationRoutes: ContractRoute[] = [
@@ -43,6 +46,18 @@ export const isolationRoutes: ContractRoute[] = [
     policy: { customer: true, header: 'x-request-id', keyFormat: 'uuid', scope: 'client' },
     handler: async ({ tx, body, customer }) => ({ status: 201, body: { id: await insertItem(tx, body.name), customerId: customer?.customerId } }),
   },
+  ...(['serializable', 'repeatable read'] as const).map(
+    (isolation): ContractRoute => ({
+      method: 'post',
+      path: `/iso/customer-${isolation.replace(' ', '-')}`,
+      policy: { customer: true, isolation, onConcurrent: 'wait' },
+      handler: async ({ tx, body, customer }) => {
+        const id = await insertItem(tx, body.name)
+        await held.latch?.hold()
+        return { status: 201, body: { id, customerId: customer?.customerId } }
+      },
+    }),
+  ),
   {
     method: 'get',
     path: '/iso/customer',
@@ -224,6 +239,36 @@ export function describeIsolationContract(framework: string, start: StartServer)
       expect(anonymous.status).toBe(404)
       expect(await items('refused')).toBe(0)
     })
+
+    for (const isolation of ['serializable', 'repeatable-read']) {
+      it(`runs a key once for concurrent twins of one customer under ${isolation}, and apart for another customer`, async () => {
+        const client = `client-${randomUUID()}`
+        const [a, b] = [await newCustomer(client), await newCustomer(client)]
+        const key = randomUUID()
+        const name = `twin-${randomUUID()}`
+        const send = (customerId: string) =>
+          post(`/iso/customer-${isolation}`, { name }, { 'idempotency-key': key, 'x-api-key': client, 'x-customer-id': customerId })
+        const latch = (held.latch = new Latch())
+        const first = send(a.customerId)
+        await latch.entered
+        const twins = Array.from({ length: 4 }, () => send(a.customerId))
+        const other = send(b.customerId)
+        // Every twin is queued on the key before the first commits.
+        const watcher = await lockWatcher(database.url)
+        await watcher.untilWaiting(4).finally(() => watcher.close())
+        latch.release()
+        const responses = await Promise.all([first, ...twins])
+        held.latch = undefined
+        expect(responses.map((r) => r.status)).toEqual([201, 201, 201, 201, 201])
+        expect(responses.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(4)
+        const bodies = await Promise.all(responses.map((r) => r.text()))
+        expect(new Set(bodies).size).toBe(1)
+        const forB = await other
+        expect(forB.status).toBe(201)
+        expect(((await forB.json()) as { customerId: string }).customerId).toBe(b.customerId)
+        expect(await items(name)).toBe(2)
+      })
+    }
 
     it('hands the customer to a handler on a method that takes no key', async () => {
       const client = `client-${randomUUID()}`
