@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { validateKey } from '../src/key.ts'
-import { clientDigest, httpScope, type HttpScopeParts } from '../src/http/scope.ts'
+import { clientDigest, httpScope, resolvePolicy, type HttpScopeParts } from '../src/http/index.ts'
 
 // Parts chosen to collide under any delimiter-joined encoding: separators, quotes, escapes and
 // the words other parts use.
@@ -51,5 +51,14 @@ describe('httpScope', () => {
     expect(clientDigest('client-a')).toBe(clientDigest('client-a'))
     expect(clientDigest('client-a')).not.toBe(clientDigest('client-b'))
     expect(clientDigest('client-a')).toMatch(/^[A-Za-z0-9_-]{43}$/)
+  })
+})
+
+describe('the customer policy', () => {
+  it('is off by default, and anything but a boolean is a usage error', () => {
+    const db = {} as never
+    expect(resolvePolicy({ db }).customer).toBe(false)
+    expect(resolvePolicy({ db }, { customer: true }).customer).toBe(true)
+    expect(() => resolvePolicy({ db }, { customer: 'yes' as never })).toThrow(expect.objectContaining({ code: 'IDEMPOTENCY_USAGE' }))
   })
 })
