@@ -93,7 +93,9 @@ export function registerCustomerRoutes(app: FastifyInstance, db: Kysely<Payments
     answer(reply, async () => {
       const deletion = await getCustomerDeletion(db, request.params.id)
       if (!deletion || deletion.clientId !== clientOf(request)) throw new CustomerNotFoundError()
-      return deletion
+      // Who the client is stays on the server: the caller knows, and a response is no place for it.
+      const { clientId: _owner, ...progress } = deletion
+      return progress
     }),
   )
 }
