@@ -50,7 +50,7 @@ export const startHono: StartServer = async (db, routes = contractRoutes) => {
   const idempotent = honoIdempotency({ db, client: (c) => c.req.header('x-api-key') })
   for (const route of routes) {
     const { handler, plain } = route
-    if (handler) app[route.method](route.path, idempotent(route.policy ?? {}, async ({ tx, request, key, customer }) => handler({ tx, body: await request.req.json().catch(() => undefined), key, customer })))
+    if (handler) app[route.method](route.path, idempotent(route.policy ?? {}, async ({ tx, request, key, customer }) => handler({ tx, body: request.req.method === 'GET' ? undefined : await request.req.json(), key, customer })))
     else if (plain) app[route.method](route.path, async (c) => c.json(await plain(db)))
   }
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
