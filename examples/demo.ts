@@ -78,7 +78,8 @@ async function call(service: PaymentsService, label: string, method: string, pat
   })
   const payload = (await response.json()) as Record<string, unknown>
   const customers = (await sql<{ n: number }>`select count(*)::int as n from idempotency.customers`.execute(service.db)).rows[0]!.n
-  const outcome = typeof payload.code === 'string' ? payload.code : typeof payload.customerId === 'string' ? `customer ${payload.customerId.slice(0, 8)}` : ''
+  const customerId = customerIdOf(payload)
+  const outcome = typeof payload.code === 'string' ? payload.code : customerId !== undefined ? `customer ${customerId.slice(0, 8)}` : ''
   rows.push({
     step: label,
     request: `${method} ${path}${body === undefined ? '' : ` ${JSON.stringify(body)}`}${Object.keys(headers).length ? ` [${Object.keys(headers).join(', ')}]` : ''}`,
@@ -89,24 +90,30 @@ async function call(service: PaymentsService, label: string, method: string, pat
   return payload
 }
 
+/** `POST /customers` and `GET /customers` name the customer `data.customer_id`, as scenario 1's platform does. */
+function customerIdOf(payload: Record<string, unknown>): string | undefined {
+  const id = (payload.data as { customer_id?: unknown } | undefined)?.customer_id
+  return typeof id === 'string' ? id : undefined
+}
+
 async function customerStory(service: PaymentsService) {
   const create = { client_metadata: { idempotent_identifier: 'user-123' } }
   const onBehalf = { 'x-customer-idempotent-identifier': 'user-123' }
-  const first = await call(service, 'create customer', 'POST', '/customers', create)
+  const firstId = String(customerIdOf(await call(service, 'create customer', 'POST', '/customers', create)))
   await call(service, 'create it again', 'POST', '/customers', create)
   await call(service, 'find it by identifier', 'GET', '/customers?idempotent_identifier=user-123')
   await call(service, 'open an account for it', 'POST', '/financial/accounts', { name: 'savings' }, onBehalf)
-  await call(service, 'list its accounts by id', 'GET', '/financial/accounts', undefined, { 'x-customer-id': String(first.customerId) })
-  await call(service, 'name it twice', 'GET', '/financial/accounts', undefined, { ...onBehalf, 'x-customer-id': String(first.customerId) })
+  await call(service, 'list its accounts by id', 'GET', '/financial/accounts', undefined, { 'x-customer-id': firstId })
+  await call(service, 'name it twice', 'GET', '/financial/accounts', undefined, { ...onBehalf, 'x-customer-id': firstId })
   await call(service, 'delete it', 'DELETE', '/customers/idempotent-identifier/user-123')
   await call(service, 'create it while it is deleted', 'POST', '/customers', create)
   // The worker picks the job up within its polling interval and deletes in batches.
   let deletion: Record<string, unknown>
   do {
     await new Promise((resolve) => setTimeout(resolve, 100))
-    deletion = (await (await fetch(`${service.url}/customers/${first.customerId}/deletion`, { headers: { 'x-api-key': 'demo-client' } })).json()) as Record<string, unknown>
+    deletion = (await (await fetch(`${service.url}/customers/${firstId}/deletion`, { headers: { 'x-api-key': 'demo-client' } })).json()) as Record<string, unknown>
   } while (deletion.state !== 'done')
-  await call(service, 'deletion done', 'GET', `/customers/${first.customerId}/deletion`)
+  await call(service, 'deletion done', 'GET', `/customers/${firstId}/deletion`)
   rows[rows.length - 1]!.status = `200 ${JSON.stringify(deletion.deletedRows)}`
   await call(service, 'create it once more: a new customer', 'POST', '/customers', create)
 }

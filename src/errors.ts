@@ -84,16 +84,15 @@ export class IdempotencyKeyInvalidError extends IdempotencyError {
   }
 }
 
-/** `422`: the key is bound to a different request. `firstSeenAt` tells when that was. */
+/**
+ * `422`: the key is bound to a different request. `firstSeenAt` tells when that was. The message
+ * names neither key nor scope: it reaches responses and logs, and a scope may name the client.
+ */
 export class IdempotencyKeyMismatchError extends IdempotencyError {
   readonly firstSeenAt: Date
 
-  constructor(scope: string, firstSeenAt: Date) {
-    super(
-      IdempotencyErrorCode.KEY_MISMATCH,
-      422,
-      `The idempotency key in scope "${scope}" was first used with a different request.`,
-    )
+  constructor(firstSeenAt: Date) {
+    super(IdempotencyErrorCode.KEY_MISMATCH, 422, 'The idempotency key was first used with a different request.')
     this.firstSeenAt = firstSeenAt
   }
 }

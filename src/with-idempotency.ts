@@ -137,7 +137,7 @@ async function replay<DB, T>(
       typeof policy === 'function'
         ? await policy({ tx, stored: claim.response, failed, request: key.request, firstSeenAt: claim.created_at })
         : policy
-    if (decision !== 'replay') throw new IdempotencyKeyMismatchError(key.scope, claim.created_at)
+    if (decision !== 'replay') throw new IdempotencyKeyMismatchError(claim.created_at)
   }
   return { value: claim.response as Jsonified<T>, replayed: true, failed, firstSeenAt: claim.created_at }
 }

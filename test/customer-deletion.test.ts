@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { PgBoss } from 'pg-boss'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createCustomer, deleteCustomerData, getCustomerDeletion, IdempotencyErrorCode, withIdempotency } from '../src/index.ts'
+import { createCustomer, deleteCustomerData, getCustomerDeletion, IdempotencyErrorCode, resolveCustomer, withIdempotency } from '../src/index.ts'
 import { CUSTOMER_DELETION_QUEUE, requestCustomerDeletion } from '../src/jobs/index.ts'
+import { Latch } from './support/concurrency.ts'
 import { useTestDatabase } from './support/test-database.ts'
 
 const database = useTestDatabase({ maxConnections: 20 })
@@ -97,6 +98,33 @@ describe('requestCustomerDeletion', () => {
 })
 
 describe('deleteCustomerData', () => {
+  it('waits for a transaction that resolved the customer, then deletes the key it stored', async () => {
+    const { clientId, id } = await customerWithData(1)
+    const latch = new Latch()
+    const key = randomUUID()
+    // A request that found the customer active, and stores its key (no foreign key to customers)
+    // only after the deletion has started.
+    const request = database.db.transaction().execute(async (tx) => {
+      await resolveCustomer(tx, { clientId, customerId: id })
+      await latch.hold()
+      return withIdempotency(tx, { key, customerId: id }, async () => ({ secret: key }))
+    })
+    await latch.entered
+    await requestCustomerDeletion(database.db, boss, { clientId, customerId: id })
+    let settled = false
+    const deletion = deleteCustomerData(database.db, id, { tables }).finally(() => (settled = true))
+    // Until the deletion either finished (it did not wait) or waits on a row lock.
+    const waitingOnLock = async () =>
+      (await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(database.db)).rows[0]!.n > 0
+    while (!settled && !(await waitingOnLock())) await new Promise((resolve) => setTimeout(resolve, 5))
+    latch.release()
+    await request
+    expect((await deletion).state).toBe('done')
+    expect(await rowsOf(id)).toEqual({ orders: 0, items: 0, audit: 0, keys: 0, customers: 0 })
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from idempotency.idempotency_keys where key = ${key}`.execute(database.db)
+    expect(rows[0]!.n).toBe(0)
+  })
+
   it("never touches another customer's row in another partition (a ctid is unique only within one)", async () => {
     await sql`
       create table events_by_year (customer_id uuid not null, year int not null, note text) partition by list (year);

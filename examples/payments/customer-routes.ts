@@ -3,7 +3,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { PgBoss } from 'pg-boss'
-import { createCustomer, customerReferenceFromHeaders, findCustomer, getCustomerDeletion, IdempotencyError, resolveCustomer } from '../../src/index.ts'
+import { createCustomer, CustomerNotFoundError, findCustomer, getCustomerDeletion, IdempotencyError, type Customer } from '../../src/index.ts'
 import { DEFAULT_PROBLEM_TYPE_BASE, problemFromError } from '../../src/http/index.ts'
 import { requestCustomerDeletion } from '../../src/jobs/index.ts'
 import type { PaymentsDatabase } from './schema.ts'
@@ -20,10 +20,6 @@ export function registerCustomerRoutes(app: FastifyInstance, db: Kysely<Payments
       const problem = problemFromError(DEFAULT_PROBLEM_TYPE_BASE, error, 422)
       return reply.code(problem.status).headers(problem.headers).send(problem.body)
     }
-  }
-  const header = (request: FastifyRequest) => (name: string) => {
-    const value = request.headers[name]
-    return Array.isArray(value) ? value[0] : value
   }
 
   // 201 for a new customer, 200 for the one the identifier already names; many at once make one.
@@ -50,32 +46,36 @@ export function registerCustomerRoutes(app: FastifyInstance, db: Kysely<Payments
             ...(request.body.context ? { context: request.body.context } : {}),
           }),
         )
-        return reply.code(created ? 201 : 200).send(customer)
+        return reply.code(created ? 201 : 200).send({ data: customerData(customer) })
       }),
   )
 
   app.get<{ Querystring: { idempotent_identifier?: string } }>('/customers', (request, reply) =>
     answer(reply, async () => {
       const customer = await findCustomer(db, { clientId: clientOf(request), idempotentIdentifier: request.query.idempotent_identifier ?? '' })
-      return customer ?? reply.code(404).send({ error: 'customer_not_found' })
+      if (!customer) throw new CustomerNotFoundError()
+      return { data: customerData(customer) }
     }),
   )
 
-  // On behalf of a customer: X-Customer-Id or X-Customer-Idempotent-Identifier, never both.
-  app.get('/financial/accounts', (request, reply) =>
-    answer(reply, async () => {
-      const customer = await resolveCustomer(db, { clientId: clientOf(request), ...customerReferenceFromHeaders(header(request)) })
-      return db.selectFrom('financial_accounts').selectAll().where('customer_id', '=', customer.customerId).orderBy('created_at').execute()
-    }),
+  // On behalf of a customer: X-Customer-Id or X-Customer-Idempotent-Identifier, never both. The
+  // adapter resolves the customer (400, 404 or 410 problems otherwise), puts it in the key's
+  // scope and row, and hands it to the handler; a GET takes no key.
+  const onBehalf = { customer: true } as const
+  app.get(
+    '/financial/accounts',
+    app.idempotent<PaymentsDatabase>(onBehalf, async ({ tx, customer }) => ({
+      status: 200,
+      body: await tx.selectFrom('financial_accounts').selectAll().where('customer_id', '=', customer!.customerId).orderBy('created_at').execute(),
+    })),
   )
   app.post<{ Body: { name: string } }>(
     '/financial/accounts',
     { schema: { body: { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 100 } } } } },
-    app.idempotent<PaymentsDatabase>({}, async ({ tx, request }) => {
-      const customer = await resolveCustomer(tx, { clientId: clientOf(request), ...customerReferenceFromHeaders(header(request)) })
+    app.idempotent<PaymentsDatabase>(onBehalf, async ({ tx, request, customer }) => {
       const account = await tx
         .insertInto('financial_accounts')
-        .values({ customer_id: customer.customerId, name: (request.body as { name: string }).name })
+        .values({ customer_id: customer!.customerId, name: (request.body as { name: string }).name })
         .returningAll()
         .executeTakeFirstOrThrow()
       return { status: 201, body: account }
@@ -92,7 +92,21 @@ export function registerCustomerRoutes(app: FastifyInstance, db: Kysely<Payments
   app.get<{ Params: { id: string } }>('/customers/:id/deletion', { schema: { params: { type: 'object', properties: { id: { type: 'string', format: 'uuid' } } } } }, (request, reply) =>
     answer(reply, async () => {
       const deletion = await getCustomerDeletion(db, request.params.id)
-      return deletion && deletion.clientId === clientOf(request) ? deletion : reply.code(404).send({ error: 'deletion_not_found' })
+      if (!deletion || deletion.clientId !== clientOf(request)) throw new CustomerNotFoundError()
+      // Who the client is stays on the server: the caller knows, and a response is no place for it.
+      const { clientId: _owner, ...progress } = deletion
+      return progress
     }),
   )
+}
+
+/** A customer as scenario 1's platform shows it: `data.customer_id` beside `client_metadata`. */
+function customerData(customer: Customer) {
+  return {
+    customer_id: customer.customerId,
+    client_metadata: { idempotent_identifier: customer.idempotentIdentifier },
+    context: customer.context,
+    status: customer.status,
+    created_at: customer.createdAt,
+  }
 }

@@ -36,7 +36,8 @@ export async function createCustomer(tx: Transaction<any>, input: CreateCustomer
   // it; once it commits, the insert does nothing and the select below (a new snapshot) sees it.
   const inserted = await insertCustomer(tx, input.schema, clientId, identifier, context)
   if (inserted) return { customer: toCustomer(inserted), created: true }
-  const existing = await selectCustomer(tx, input.schema, { clientId, idempotentIdentifier: identifier })
+  // Key-share locked, like resolveCustomer's: the deletion cannot finish under this transaction.
+  const existing = await selectCustomer(tx, input.schema, { clientId, idempotentIdentifier: identifier }, 'key share')
   // Only a customer deleted between the two statements is missing here: a retry creates afresh.
   if (!existing) return createCustomer(tx, input)
   if (existing.status === 'deleting') throw new CustomerDeletingError(existing.customer_id, 409)

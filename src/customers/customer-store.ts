@@ -33,14 +33,23 @@ export async function insertCustomer(
   return rows[0]
 }
 
-export async function selectCustomer(db: Kysely<any>, schema: string | undefined, reference: CustomerReference, forUpdate = false): Promise<CustomerRow | undefined> {
+/**
+ * How a select locks the customer row until its transaction ends: `'key share'` keeps the row
+ * from being deleted (the deletion's last step waits), `'no key update'` also queues other
+ * deletion requests.
+ */
+export type CustomerRowLock = 'none' | 'key share' | 'no key update'
+
+const LOCK_CLAUSES = { none: sql``, 'key share': sql` for key share`, 'no key update': sql` for no key update` }
+
+export async function selectCustomer(db: Kysely<any>, schema: string | undefined, reference: CustomerReference, lock: CustomerRowLock = 'none'): Promise<CustomerRow | undefined> {
   const { customers } = customerTables(schema)
   const match =
     'customerId' in reference
       ? sql`customer_id = ${reference.customerId}::uuid`
       : sql`idempotent_identifier = ${reference.idempotentIdentifier}`
   const { rows } = await run(
-    sql<CustomerRow>`select * from ${customers} where client_id = ${reference.clientId} and ${match}${forUpdate ? sql` for no key update` : sql``}`.execute(db),
+    sql<CustomerRow>`select * from ${customers} where client_id = ${reference.clientId} and ${match}${LOCK_CLAUSES[lock]}`.execute(db),
   )
   return rows[0]
 }

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import { validate as isUuid } from 'uuid'
 import { CustomerDeletingError, CustomerNotFoundError, CustomerReferenceError } from '../errors.ts'
 import { toCustomer, validateClientId, validateIdentifier, type Customer } from './customer.ts'
-import { selectCustomer } from './customer-store.ts'
+import { selectCustomer, type CustomerRowLock } from './customer-store.ts'
 
 /** The request headers that name the customer a call is made for. Only one may be sent. */
 export const CUSTOMER_ID_HEADER = 'x-customer-id'
@@ -17,12 +17,14 @@ export interface FindCustomerInput {
   schema?: string
 }
 
+/** One of the two ways to name a customer, checked; the client is checked separately. */
+export type CustomerName = { customerId: string } | { idempotentIdentifier: string }
+
 /**
- * The client's customer named by id or by identifier, or undefined if there is none. A customer
- * being deleted is returned with `status: 'deleting'`.
+ * Checks that exactly one of id and identifier is given, and that it is well formed: `400`
+ * (`CUSTOMER_REFERENCE_INVALID`, or an identifier breaking the character rules) otherwise.
  */
-export async function findCustomer(db: Kysely<any>, input: FindCustomerInput): Promise<Customer | undefined> {
-  const clientId = validateClientId(input.clientId)
+export function checkCustomerName(input: Pick<FindCustomerInput, 'customerId' | 'idempotentIdentifier'>): CustomerName {
   const hasId = input.customerId !== undefined
   const hasIdentifier = input.idempotentIdentifier !== undefined
   if (hasId === hasIdentifier) {
@@ -32,13 +34,27 @@ export async function findCustomer(db: Kysely<any>, input: FindCustomerInput): P
         : `Name the customer by ${CUSTOMER_ID_HEADER} or by ${CUSTOMER_IDENTIFIER_HEADER}.`,
     )
   }
-  if (hasId && !isUuid(input.customerId!)) throw new CustomerReferenceError(`${CUSTOMER_ID_HEADER} must be a UUID.`)
-  const reference = hasId
-    ? { clientId, customerId: input.customerId! }
-    : // Lookups apply the character rules only: a client that opted out of the personal-data
-      // check must still find its customers.
-      { clientId, idempotentIdentifier: validateIdentifier(input.idempotentIdentifier, { allowPersonalData: true }) }
-  const row = await selectCustomer(db, input.schema, reference)
+  if (hasId) {
+    if (typeof input.customerId !== 'string' || !isUuid(input.customerId)) throw new CustomerReferenceError(`${CUSTOMER_ID_HEADER} must be a UUID.`)
+    return { customerId: input.customerId }
+  }
+  // Lookups apply the character rules only: a client that opted out of the personal-data check
+  // must still find its customers.
+  return { idempotentIdentifier: validateIdentifier(input.idempotentIdentifier, { allowPersonalData: true }) }
+}
+
+/**
+ * The client's customer named by id or by identifier, or undefined if there is none. A customer
+ * being deleted is returned with `status: 'deleting'`.
+ */
+export async function findCustomer(db: Kysely<any>, input: FindCustomerInput): Promise<Customer | undefined> {
+  return find(db, input, 'none')
+}
+
+async function find(db: Kysely<any>, input: FindCustomerInput, lock: CustomerRowLock): Promise<Customer | undefined> {
+  const name = checkCustomerName(input)
+  const clientId = validateClientId(input.clientId)
+  const row = await selectCustomer(db, input.schema, { clientId, ...name }, lock)
   return row && toCustomer(row)
 }
 
@@ -47,13 +63,18 @@ export async function findCustomer(db: Kysely<any>, input: FindCustomerInput): P
  * `X-Customer-Idempotent-Identifier`: `400` for both or neither, `404` for none, `410` for a
  * customer being deleted.
  *
+ * Inside a transaction, the customer row stays key-share locked until the transaction ends: the
+ * deletion job's last step (which deletes the row) waits for it, and then deletes whatever the
+ * transaction wrote for the customer too, its idempotency keys included. A request that found
+ * the customer active can therefore not leave data behind a finished deletion.
+ *
  * @example
  * ```ts
- * const customer = await resolveCustomer(db, { clientId, ...customerReferenceFromHeaders((name) => req.get(name)) })
+ * const customer = await resolveCustomer(tx, { clientId, ...customerReferenceFromHeaders((name) => req.get(name)) })
  * ```
  */
 export async function resolveCustomer(db: Kysely<any>, input: FindCustomerInput): Promise<Customer> {
-  const customer = await findCustomer(db, input)
+  const customer = await find(db, input, db.isTransaction ? 'key share' : 'none')
   if (!customer) throw new CustomerNotFoundError()
   if (customer.status === 'deleting') throw new CustomerDeletingError(customer.customerId, 410)
   return customer

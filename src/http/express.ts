@@ -11,7 +11,9 @@ import type { HttpResponse, IdempotentHandler } from './types.ts'
  *
  * @example
  * ```ts
- * const idempotent = expressIdempotency({ db, client: (req) => req.get('x-api-key') })
+ * // The client is the id your authentication middleware established (here `req.apiKeyId`, the
+ * // id of the caller's API key), never the key itself.
+ * const idempotent = expressIdempotency({ db, client: (req) => req.apiKeyId })
  * app.post('/accounts/:id/deposits', idempotent({ required: true }, async ({ tx, request }) => {
  *   const row = await tx.insertInto('ledger').values({ account_id: request.params.id, amount: request.body.amount })
  *     .returningAll().executeTakeFirstOrThrow()

@@ -23,7 +23,9 @@ declare module 'fastify' {
  *
  * @example
  * ```ts
- * await app.register(idempotencyPlugin, { db, client: (request) => request.headers['x-api-key'] as string })
+ * // The client is the id your authentication hook established (here `request.apiKeyId`, the id
+ * // of the caller's API key), never the key itself.
+ * await app.register(idempotencyPlugin, { db, client: (request) => request.apiKeyId })
  * app.post('/accounts/:id/deposits', app.idempotent({ required: true }, async ({ tx, request }) => {
  *   const row = await tx.insertInto('ledger').values(...).returningAll().executeTakeFirstOrThrow()
  *   return { status: 201, body: row }

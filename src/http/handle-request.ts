@@ -2,8 +2,10 @@ import { IdempotencyError, IdempotencySnapshotConflictError, IdempotencyUsageErr
 import { SqlState, sqlStateOf } from '../store/sql-state.ts'
 import { withIdempotency } from '../with-idempotency.ts'
 import { readKeyHeader } from './key-header.ts'
-import { scopeOf, type ResolvedPolicy } from './policy.ts'
+import type { ResolvedPolicy } from './policy.ts'
 import { problem, problemFromError, ProblemType } from './problem.ts'
+import { customerOfRequest } from './request-customer.ts'
+import { httpScope } from './scope.ts'
 import type { HandlerResult, HttpRequest, HttpResponse, IdempotentHandler } from './types.ts'
 
 /** Header set on every replayed response. */
@@ -51,7 +53,7 @@ export async function handleIdempotentRequest<DB, Raw>(
     return problem(base, ProblemType.KEY_MISSING, 400, `This endpoint requires an ${policy.header} header.`, { code: 'IDEMPOTENCY_KEY_MISSING' })
   }
 
-  const scope = scopeOf(policy.scope, request, await policy.client(request.raw))
+  const client = await policy.client(request.raw)
   // The concrete target, not just the route: the same key for another account is another request.
   const fingerprinted = { method: request.method.toUpperCase(), target: request.target, body: withoutFields(request.body, policy.ignoreFields) }
   const options = {
@@ -65,19 +67,22 @@ export async function handleIdempotentRequest<DB, Raw>(
   for (let attempt = 1; ; attempt++) {
     let firstHeaders: Record<string, string> = {}
     try {
-      const outcome = await transaction(policy).execute((tx) =>
-        withIdempotency(
+      const outcome = await transaction(policy).execute(async (tx) => {
+        // Before the claim: the customer is part of the scope, and its row stays locked against deletion.
+        const customer = await customerOfRequest(tx, policy, request, client)
+        const scope = httpScope({ scope: policy.scope, client, method: request.method, route: request.route, customerId: customer?.customerId })
+        return withIdempotency(
           tx,
-          { scope, key, request: fingerprinted },
+          { scope, key, request: fingerprinted, ...(customer ? { customerId: customer.customerId } : {}) },
           async (tx) => {
-            const result = checkResult(await handler({ tx, request: request.raw, key }))
+            const result = checkResult(await handler({ tx, request: request.raw, key, customer }))
             firstHeaders = withContentType(result)
             if (!isStored(result)) throw new NotStored(result, firstHeaders)
             return stored(result, firstHeaders, policy.storeHeaders)
           },
           options,
-        ),
-      )
+        )
+      })
       const response = outcome.value as StoredResponse
       if (outcome.replayed) return { ...response, headers: { ...response.headers, [REPLAYED_HEADER]: 'true' } }
       return { ...response, headers: firstHeaders }
@@ -94,7 +99,12 @@ export async function handleIdempotentRequest<DB, Raw>(
 async function runWithoutKey<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, request: HttpRequest<Raw>, handler: IdempotentHandler<DB, Raw>): Promise<HttpResponse> {
   try {
     return await transaction(policy).execute(async (tx) => {
-      const result = checkResult(await handler({ tx, request: request.raw, key: undefined }))
+      const customer = await customerOfRequest(tx, policy, request, policy.customer ? await policy.client(request.raw) : undefined).catch((error: unknown) => {
+        if (!(error instanceof IdempotencyError)) throw error
+        const refused = problemFromError(policy.problemTypeBase, error, 422)
+        throw new NotStored(refused, refused.headers)
+      })
+      const result = checkResult(await handler({ tx, request: request.raw, key: undefined, customer }))
       const headers = withContentType(result)
       if (!isStored(result)) throw new NotStored(result, headers)
       return { status: result.status, headers, body: result.body }

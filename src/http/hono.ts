@@ -14,7 +14,9 @@ import type { HttpResponse, IdempotentHandler } from './types.ts'
  *
  * @example
  * ```ts
- * const idempotent = honoIdempotency({ db, client: (c) => c.req.header('x-api-key') })
+ * // The client is the id your authentication middleware established (here `c.get('apiKeyId')`,
+ * // the id of the caller's API key), never the key itself.
+ * const idempotent = honoIdempotency({ db, client: (c) => c.get('apiKeyId') })
  * app.post('/accounts/:id/deposits', idempotent({ required: true }, async ({ tx, request: c }) => {
  *   const { amount } = await c.req.json()
  *   return { status: 201, body: await deposit(tx, c.req.param('id'), amount) }

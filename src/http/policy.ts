@@ -3,7 +3,6 @@ import type { Duration } from '../duration.ts'
 import { IdempotencyUsageError } from '../errors.ts'
 import type { KeyFormat } from '../key.ts'
 import { DEFAULT_PROBLEM_TYPE_BASE } from './problem.ts'
-import type { HttpRequest } from './types.ts'
 
 /** How one route treats idempotency keys. Every field has a default; set what differs. */
 export interface IdempotencyPolicy {
@@ -32,6 +31,15 @@ export interface IdempotencyPolicy {
    * pattern. `'client'`: the client alone, so a request id is never reused across APIs.
    */
   scope?: 'route' | 'client'
+  /**
+   * The route acts on behalf of a customer, named by `X-Customer-Id` or
+   * `X-Customer-Idempotent-Identifier`: the customer is resolved in the request's transaction
+   * before the key is claimed, is part of the key's scope and row (so deleting the customer
+   * deletes its keys), and is handed to the handler. Both headers or neither, a non-UUID id, an
+   * unknown customer and one being deleted are `400`, `400`, `400`, `404` and `410` problems.
+   * Default `false`.
+   */
+  customer?: boolean
   /** Response headers stored and replayed (lower case). Default content-type, location, etag. */
   storeHeaders?: readonly string[]
   /** Body fields left out of the fingerprint, as dotted paths (`'metadata.sentAt'`). */
@@ -46,8 +54,10 @@ export interface IdempotencyPolicy {
 export interface IdempotencyHttpOptions<DB, Raw> extends IdempotencyPolicy {
   db: Kysely<DB>
   /**
-   * Who the caller is (an API key id, a tenant): part of every scope, so one client can never
-   * read another's stored response. Return undefined for anonymous callers.
+   * Who the caller is: an id your authentication established (the id of the caller's API key, a
+   * tenant id), never the credential itself. Part of every scope, so one client can never read
+   * another's stored response; the key table keeps only a digest of it. Return undefined for
+   * anonymous callers.
    */
   client?: (request: Raw) => string | undefined | Promise<string | undefined>
   /** Where the migrations put the key table. Default `'idempotency'`. */
@@ -70,6 +80,7 @@ export interface ResolvedPolicy<DB, Raw> {
   onConcurrent: 'reject' | 'wait'
   waitTimeout: Duration
   scope: 'route' | 'client'
+  customer: boolean
   storeHeaders: string[]
   ignoreFields: string[][]
   methods: Set<string>
@@ -87,6 +98,9 @@ export function resolvePolicy<DB, Raw>(options: IdempotencyHttpOptions<DB, Raw>,
   }
   const scope = merged.scope ?? 'route'
   if (scope !== 'route' && scope !== 'client') throw new IdempotencyUsageError(`scope must be 'route' or 'client'; got ${String(scope)}.`)
+  if (merged.customer !== undefined && typeof merged.customer !== 'boolean') {
+    throw new IdempotencyUsageError(`customer must be true or false; got ${String(merged.customer)}.`)
+  }
   return {
     db: merged.db,
     client: merged.client ?? (() => undefined),
@@ -98,6 +112,7 @@ export function resolvePolicy<DB, Raw>(options: IdempotencyHttpOptions<DB, Raw>,
     onConcurrent: merged.onConcurrent ?? 'reject',
     waitTimeout: merged.waitTimeout ?? '10s',
     scope,
+    customer: merged.customer === true,
     storeHeaders: (merged.storeHeaders ?? ['content-type', 'location', 'etag']).map((h) => h.toLowerCase()).filter((h) => !NEVER_STORED.has(h)),
     ignoreFields: (merged.ignoreFields ?? []).map((path) => path.split('.')),
     methods: new Set((merged.methods ?? ['POST', 'PATCH']).map((m) => m.toUpperCase())),
@@ -105,10 +120,4 @@ export function resolvePolicy<DB, Raw>(options: IdempotencyHttpOptions<DB, Raw>,
     schema: merged.schema,
     problemTypeBase: merged.problemTypeBase ?? DEFAULT_PROBLEM_TYPE_BASE,
   }
-}
-
-/** The scope of a request's key: who is asking, and (by default) which route. */
-export function scopeOf(scope: 'route' | 'client', request: HttpRequest, client: string | undefined): string {
-  const who = client === undefined ? 'anonymous' : `client:${client}`
-  return scope === 'client' ? who : `${who} ${request.method.toUpperCase()} ${request.route}`
 }

@@ -1,4 +1,5 @@
 import type { Transaction } from 'kysely'
+import type { Customer } from '../customers/customer.ts'
 
 /** What a framework adapter hands the HTTP core: the parts of a request the core looks at. */
 export interface HttpRequest<Raw = unknown> {
@@ -41,6 +42,8 @@ export interface HandlerContext<DB, Raw> {
   request: Raw
   /** The idempotency key, or undefined when the request has none (optional keys). */
   key: string | undefined
+  /** On a route with `customer: true`, the customer the request is made for; otherwise undefined. */
+  customer: Customer | undefined
 }
 
 export type IdempotentHandler<DB, Raw> = (context: HandlerContext<DB, Raw>) => Promise<HandlerResult> | HandlerResult

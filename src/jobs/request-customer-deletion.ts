@@ -38,17 +38,19 @@ export async function requestCustomerDeletion(db: Kysely<any>, boss: PgBoss, req
   const work = async (tx: Transaction<any>) => {
     // The row lock makes concurrent requests queue here; all but the first find it deleting. It
     // does not wait for requests in flight that share-lock the row (foreign keys, emit).
-    const row = await selectCustomer(tx, schema, reference, true)
+    const row = await selectCustomer(tx, schema, reference, 'no key update')
     if (!row) throw new CustomerNotFoundError()
     const customer = toCustomer(row)
     if (customer.status === 'deleting') return { customerId: customer.customerId, enqueued: false }
     const { customers, deletions } = customerTables(schema)
     await run(sql`update ${customers} set status = 'deleting', deletion_requested_at = now() where customer_id = ${customer.customerId}::uuid`.execute(tx))
     await run(
-      sql`insert into ${deletions} (customer_id, client_id, idempotent_identifier)
-          values (${customer.customerId}::uuid, ${customer.clientId}, ${customer.idempotentIdentifier})
+      // The record outlives the customer: it names the customer by the server's id only.
+      sql`insert into ${deletions} (customer_id, client_id)
+          values (${customer.customerId}::uuid, ${customer.clientId})
           on conflict (customer_id) do nothing`.execute(tx),
     )
+    // pg-boss keeps a job's data (and output) after it completes: the customer's id, nothing more.
     const job: CustomerDeletionJob = { customerId: customer.customerId, schema }
     await boss.send(CUSTOMER_DELETION_QUEUE, job, { db: fromKysely(tx), singletonKey: customer.customerId })
     return { customerId: customer.customerId, enqueued: true }

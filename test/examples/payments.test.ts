@@ -178,16 +178,17 @@ describe('scenario 4: client retries with one key', () => {
 describe('scenario 1: customers by the client identifier', () => {
   const asClient = (client: string, headers: Record<string, string> = {}) => ({ 'x-api-key': client, ...headers })
   const createCustomer = (client: string, identifier: string) => post('/customers', { client_metadata: { idempotent_identifier: identifier } }, asClient(client))
+  const customerIdOf = async (response: Response) => ((await response.json()) as { data: { customer_id: string } }).data.customer_id
 
   it('creates once (201), returns the same customer again (200), and finds it without its UUID', async () => {
     const client = randomUUID()
     const first = await createCustomer(client, 'user-123')
     const again = await createCustomer(client, 'user-123')
     expect([first.status, again.status]).toEqual([201, 200])
-    const created = (await first.json()) as { customerId: string }
-    expect(((await again.json()) as { customerId: string }).customerId).toBe(created.customerId)
+    const created = await customerIdOf(first)
+    expect(await customerIdOf(again)).toBe(created)
     const found = await fetch(`${url}/customers?idempotent_identifier=user-123`, { headers: asClient(client) })
-    expect(((await found.json()) as { customerId: string }).customerId).toBe(created.customerId)
+    expect(await customerIdOf(found)).toBe(created)
   })
 
   it('makes one customer from many concurrent creates', async () => {
@@ -199,7 +200,7 @@ describe('scenario 1: customers by the client identifier', () => {
 
   it('names the customer by either header on every call, never both', async () => {
     const client = randomUUID()
-    const { customerId } = (await (await createCustomer(client, 'acct-owner')).json()) as { customerId: string }
+    const customerId = await customerIdOf(await createCustomer(client, 'acct-owner'))
     const byIdentifier = asClient(client, { 'x-customer-idempotent-identifier': 'acct-owner' })
     expect((await post('/financial/accounts', { name: 'savings' }, byIdentifier)).status).toBe(201)
     const byId = await fetch(`${url}/financial/accounts`, { headers: asClient(client, { 'x-customer-id': customerId }) })
@@ -219,7 +220,7 @@ describe('scenario 1: customers by the client identifier', () => {
 
   it('deletes in the background after a 202: the data goes, then the identifier makes a fresh customer', async () => {
     const client = randomUUID()
-    const { customerId } = (await (await createCustomer(client, 'leaving')).json()) as { customerId: string }
+    const customerId = await customerIdOf(await createCustomer(client, 'leaving'))
     const onBehalf = asClient(client, { 'x-customer-idempotent-identifier': 'leaving' })
     await post('/financial/accounts', { name: 'a' }, onBehalf)
     await post('/financial/accounts', { name: 'b' }, onBehalf)
@@ -237,6 +238,6 @@ describe('scenario 1: customers by the client identifier', () => {
     expect(deletion.deletedRows).toMatchObject({ 'public.financial_accounts': 2, 'idempotency.customers': 1 })
     const fresh = await createCustomer(client, 'leaving')
     expect(fresh.status).toBe(201)
-    expect(((await fresh.json()) as { customerId: string }).customerId).not.toBe(customerId)
+    expect(await customerIdOf(fresh)).not.toBe(customerId)
   })
 })

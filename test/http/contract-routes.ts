@@ -8,7 +8,7 @@ export interface ContractRoute {
   path: string
   policy?: IdempotencyPolicy
   /** Undefined for a plain framework route that the middleware never sees. */
-  handler?: (context: { tx: Transaction<any>; body: any; key: string | undefined }) => Promise<HandlerResult>
+  handler?: (context: { tx: Transaction<any>; body: any; key: string | undefined; customer?: { customerId: string } | undefined }) => Promise<HandlerResult>
   plain?: (db: Kysely<any>) => Promise<unknown>
 }
 

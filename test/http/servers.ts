@@ -7,22 +7,22 @@ import type { Kysely } from 'kysely'
 import { expressIdempotency } from '../../src/http/express.ts'
 import { idempotencyPlugin } from '../../src/http/fastify.ts'
 import { honoIdempotency } from '../../src/http/hono.ts'
-import { contractRoutes } from './contract-routes.ts'
+import { contractRoutes, type ContractRoute } from './contract-routes.ts'
 
 export interface RunningServer {
   url: string
   close(): Promise<void>
 }
 
-export type StartServer = (db: Kysely<any>) => Promise<RunningServer>
+export type StartServer = (db: Kysely<any>, routes?: ContractRoute[]) => Promise<RunningServer>
 
-export const startExpress: StartServer = async (db) => {
+export const startExpress: StartServer = async (db, routes = contractRoutes) => {
   const app = express()
   app.use(express.json())
   const idempotent = expressIdempotency({ db, client: (req) => req.get('x-api-key') })
-  for (const route of contractRoutes) {
+  for (const route of routes) {
     const { handler, plain } = route
-    if (handler) app[route.method](route.path, idempotent(route.policy ?? {}, ({ tx, request, key }) => handler({ tx, body: request.body, key })))
+    if (handler) app[route.method](route.path, idempotent(route.policy ?? {}, ({ tx, request, key, customer }) => handler({ tx, body: request.body, key, customer })))
     else if (plain) app[route.method](route.path, async (_req, res) => void res.json(await plain(db)))
   }
   const server = app.listen(0)
@@ -33,24 +33,24 @@ export const startExpress: StartServer = async (db) => {
   }
 }
 
-export const startFastify: StartServer = async (db) => {
+export const startFastify: StartServer = async (db, routes = contractRoutes) => {
   const app = Fastify()
   await app.register(idempotencyPlugin, { db, client: (request) => request.headers['x-api-key'] as string | undefined })
-  for (const route of contractRoutes) {
+  for (const route of routes) {
     const { handler, plain } = route
-    if (handler) app[route.method](route.path, app.idempotent(route.policy ?? {}, ({ tx, request, key }) => handler({ tx, body: request.body, key })))
+    if (handler) app[route.method](route.path, app.idempotent(route.policy ?? {}, ({ tx, request, key, customer }) => handler({ tx, body: request.body, key, customer })))
     else if (plain) app[route.method](route.path, () => plain(db))
   }
   await app.listen({ port: 0, host: '127.0.0.1' })
   return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() }
 }
 
-export const startHono: StartServer = async (db) => {
+export const startHono: StartServer = async (db, routes = contractRoutes) => {
   const app = new Hono()
   const idempotent = honoIdempotency({ db, client: (c) => c.req.header('x-api-key') })
-  for (const route of contractRoutes) {
+  for (const route of routes) {
     const { handler, plain } = route
-    if (handler) app[route.method](route.path, idempotent(route.policy ?? {}, async ({ tx, request, key }) => handler({ tx, body: await request.req.json(), key })))
+    if (handler) app[route.method](route.path, idempotent(route.policy ?? {}, async ({ tx, request, key, customer }) => handler({ tx, body: request.req.method === 'GET' ? undefined : await request.req.json(), key, customer })))
     else if (plain) app[route.method](route.path, async (c) => c.json(await plain(db)))
   }
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {

@@ -18,11 +18,15 @@ export interface DeleteCustomerDataOptions {
   signal?: AbortSignal
 }
 
-/** A deletion's progress, readable while it runs and after it finished. */
+/**
+ * A deletion's progress, readable while it runs and after it finished. It outlives the customer,
+ * so it names the customer by the server's id only, never by the client's identifier; a
+ * deletion job's output (which pg-boss keeps) is this record.
+ */
 export interface CustomerDeletion {
   customerId: string
+  /** The API client the customer belonged to. */
   clientId: string
-  idempotentIdentifier: string
   state: 'queued' | 'running' | 'done'
   /** Rows deleted so far, by `schema.table`. */
   deletedRows: Record<string, number>
@@ -34,7 +38,6 @@ export interface CustomerDeletion {
 interface DeletionRow {
   customer_id: string
   client_id: string
-  idempotent_identifier: string
   state: CustomerDeletion['state']
   deleted_rows: Record<string, number>
   requested_at: Date
@@ -204,7 +207,6 @@ export async function getCustomerDeletion(db: Kysely<any>, customerId: string, o
   return {
     customerId: row.customer_id,
     clientId: row.client_id,
-    idempotentIdentifier: row.idempotent_identifier,
     state: row.state,
     deletedRows: Object.fromEntries(Object.entries(row.deleted_rows).map(([table, count]) => [table, Number(count)])),
     requestedAt: row.requested_at,

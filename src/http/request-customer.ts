@@ -1,0 +1,26 @@
+import type { Transaction } from 'kysely'
+import type { Customer } from '../customers/customer.ts'
+import { checkCustomerName, customerReferenceFromHeaders, resolveCustomer } from '../customers/find-customer.ts'
+import { CustomerNotFoundError } from '../errors.ts'
+import type { HttpRequest } from './types.ts'
+
+/**
+ * The customer a request names by `X-Customer-Id` or `X-Customer-Idempotent-Identifier`, on a
+ * route whose policy says `customer: true` (undefined on other routes). Resolved in the request's
+ * own transaction, which then holds the customer row against its deletion until it ends. Throws
+ * the customer errors (400, 404, 410); an anonymous caller has no customers (404).
+ */
+export async function customerOfRequest(
+  tx: Transaction<any>,
+  policy: { customer: boolean; schema: string | undefined },
+  request: HttpRequest,
+  client: string | undefined,
+): Promise<Customer | undefined> {
+  if (!policy.customer) return undefined
+  const reference = customerReferenceFromHeaders((name) => request.header(name))
+  if (client === undefined) {
+    checkCustomerName(reference)
+    throw new CustomerNotFoundError()
+  }
+  return resolveCustomer(tx, { clientId: client, ...reference, ...(policy.schema === undefined ? {} : { schema: policy.schema }) })
+}

@@ -1,0 +1,4 @@
+import { describeIsolationContract } from './isolation-contract.ts'
+import { startExpress } from './servers.ts'
+
+describeIsolationContract('Express', startExpress)

@@ -1,0 +1,4 @@
+import { describeIsolationContract } from './isolation-contract.ts'
+import { startFastify } from './servers.ts'
+
+describeIsolationContract('Fastify', startFastify)

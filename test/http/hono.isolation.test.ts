@@ -1,0 +1,4 @@
+import { describeIsolationContract } from './isolation-contract.ts'
+import { startHono } from './servers.ts'
+
+describeIsolationContract('Hono', startHono)
