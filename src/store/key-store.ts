@@ -51,8 +51,6 @@ export interface CompletedKey {
   mayWaitForCommit: boolean
 }
 
-const ROLLBACK = CompiledQuery.raw('rollback')
-const BEGIN = CompiledQuery.raw('begin')
 // One name per nesting depth: an outer call's rollback must reach its own savepoint, not one an
 // inner call left behind (savepoints are not released, to save a round trip; a later call at the
 // same depth shadows the earlier one, and ROLLBACK TO finds the innermost of a name).
@@ -62,6 +60,8 @@ const ABORT_TRANSACTION = CompiledQuery.raw(
 const savepointName = (depth: number) => `pg_idempotency_${depth}`
 const SAVEPOINTS = Array.from({ length: 8 }, (_, depth) => CompiledQuery.raw(`savepoint ${savepointName(depth)}`))
 const ROLLBACKS = Array.from({ length: 8 }, (_, depth) => CompiledQuery.raw(`rollback to savepoint ${savepointName(depth)}`))
+const ROLLBACK = CompiledQuery.raw('rollback')
+const BEGIN = CompiledQuery.raw('begin')
 
 /** The statements that read and write the key table of one schema. */
 export class KeyStore {
