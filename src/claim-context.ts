@@ -11,6 +11,8 @@ interface ActiveClaim {
   firstSeenAt: Date | undefined
   /** How many events emit() has written for this claim so far. */
   emitted: number
+  /** The call took a savepoint before its fn (`savepoint: true`). */
+  savepoint: boolean
 }
 
 /** The innermost withIdempotency call on `tx` whose fn is running here, if any. */
@@ -36,11 +38,13 @@ const inFlight = new WeakMap<object, number>()
 export class ClaimContext {
   /** 0 for a call made outside any other call on the same transaction. */
   readonly depth: number
+  /** The depth of the innermost enclosing call on the same transaction that took a savepoint. */
+  readonly enclosingSavepoint: number | undefined
   readonly #tx: object
   readonly #stack: readonly ActiveClaim[]
   readonly #claim: ActiveClaim
 
-  constructor(tx: object, key: ValidKey) {
+  constructor(tx: object, key: ValidKey, savepoint: boolean) {
     const stack = enclosing.getStore() ?? []
     const mine = stack.filter((claim) => claim.tx === tx)
     if (mine.some((claim) => claim.scope === key.scope && claim.key === key.key)) {
@@ -52,9 +56,11 @@ export class ClaimContext {
       )
     }
     this.depth = mine.length
+    const withSavepoint = mine.findLastIndex((claim) => claim.savepoint)
+    this.enclosingSavepoint = withSavepoint === -1 ? undefined : withSavepoint
     this.#tx = tx
     this.#stack = stack
-    this.#claim = { tx, scope: key.scope, key: key.key, customerId: key.customerId, firstSeenAt: undefined, emitted: 0 }
+    this.#claim = { tx, scope: key.scope, key: key.key, customerId: key.customerId, firstSeenAt: undefined, emitted: 0, savepoint }
   }
 
   /** Records when the claim was first seen, for event ids derived from it. */

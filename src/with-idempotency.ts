@@ -52,7 +52,7 @@ export async function withIdempotency<DB, T>(
   const settings = resolveOptions(options)
   const valid = validateKey(key, settings.keyFormat)
   const fingerprint = fingerprintRequest(valid.request)
-  const context = new ClaimContext(tx, valid)
+  const context = new ClaimContext(tx, valid, settings.savepoint)
   const store = keyStore(settings.schema)
 
   return context.track(async (runInside) => {
@@ -65,7 +65,7 @@ export async function withIdempotency<DB, T>(
         throw new IdempotencyKeyInProgressError('A concurrent request with the same idempotency key has not finished.', settings.retryAfterSeconds)
       case 'new':
       case 'new_placeholder':
-        return execute({ tx, store, key: valid, fingerprint, claim, fn, settings, depth: context.depth, runInside })
+        return execute({ tx, store, key: valid, fingerprint, claim, fn, settings, depth: context.depth, enclosingSavepoint: context.enclosingSavepoint, runInside })
     }
   })
 }
@@ -79,15 +79,17 @@ interface Execution<DB, T> {
   fn: (tx: Transaction<DB>) => Promise<T> | T
   settings: ResolvedOptions<DB>
   depth: number
+  /** The savepoint depth of the innermost enclosing call that took one, if any. */
+  enclosingSavepoint: number | undefined
   runInside: <R>(fn: () => R) => R
 }
 
-async function execute<DB, T>({ tx, store, key, fingerprint, claim, fn, settings, depth, runInside }: Execution<DB, T>): Promise<IdempotencyOutcome<T>> {
+async function execute<DB, T>({ tx, store, key, fingerprint, claim, fn, settings, depth, enclosingSavepoint, runInside }: Execution<DB, T>): Promise<IdempotencyOutcome<T>> {
   const anyTx = tx as Transaction<unknown>
   if (settings.savepoint) await store.savepoint(anyTx, depth)
   // From here to the stored row, any error undoes fn's writes: back to the savepoint, or (without
-  // one) by failing the whole transaction, so fn's writes never commit without their key, even
-  // when the caller catches the error and commits.
+  // one) by failing the transaction where no savepoint fn may have left can un-fail it, so fn's
+  // writes never commit without their key, even when the caller catches the error and commits.
   try {
     let value: unknown
     let failed = false
@@ -112,13 +114,13 @@ async function execute<DB, T>({ tx, store, key, fingerprint, claim, fn, settings
         responseJson,
         ttlMs: settings.ttlMs,
         placeholder: claim.outcome === 'new_placeholder',
-        mayWaitForCommit: !settings.savepoint,
+        mayWaitForCommit: !settings.savepoint && enclosingSavepoint === undefined,
       },
       settings.retryAfterSeconds,
     )
     return { value: JSON.parse(responseJson) as Jsonified<T>, replayed: false, failed, firstSeenAt: claim.created_at }
   } catch (error) {
-    await undoQuietly(() => (settings.savepoint ? store.rollbackToSavepoint(anyTx, depth) : store.abortTransaction(anyTx)))
+    await undoQuietly(() => (settings.savepoint ? store.rollbackToSavepoint(anyTx, depth) : store.failTransaction(anyTx, enclosingSavepoint)))
     throw error
   }
 }

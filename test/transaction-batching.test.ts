@@ -2,7 +2,7 @@
 // show that it does, and that nothing about what commits changes: a store that fails takes the
 // handler's writes with it, whatever the caller does next.
 import { randomUUID } from 'node:crypto'
-import { Kysely, PostgresDialect, sql, type IsolationLevel } from 'kysely'
+import { Kysely, PostgresDialect, sql, type IsolationLevel, type Transaction } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { IdempotencyError, IdempotencyErrorCode, IdempotencyStoreError, migrate, optimizePool, withIdempotency } from '../src/index.ts'
@@ -40,12 +40,15 @@ interface OneConnection {
   pool: pg.Pool
   /** What went to node-postgres, one entry per message (each ends with a Sync: one round trip). */
   sent: string[]
+  /** Resolves once a message whose text contains `fragment` has gone to node-postgres. */
+  untilSent(fragment: string): Promise<void>
 }
 
 /** A one-connection optimized pool that records each round trip under the batching. */
 function oneConnection(config: pg.PoolConfig = {}): OneConnection {
   const pool = new pg.Pool({ connectionString: database.url, max: 1, ...config })
   const sent: string[] = []
+  const waiting: Array<{ fragment: string; resolve: () => void }> = []
   pool.on('error', () => {})
   // Listening before optimizePool puts this wrapper under its own: it sees what leaves for the server.
   pool.on('connect', (client) => {
@@ -53,12 +56,16 @@ function oneConnection(config: pg.PoolConfig = {}): OneConnection {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown
     ;(client as unknown as { query: typeof query }).query = (...args) => {
       const [first] = args as [unknown]
-      sent.push(typeof first === 'string' ? first : typeof (first as { submit?: unknown }).submit === 'function' ? 'batch' : 'named')
-      return query(...args)
+      const label = typeof first === 'string' ? first : typeof (first as { submit?: unknown }).submit === 'function' ? 'batch' : 'named'
+      sent.push(label)
+      const result = query(...args)
+      for (const waiter of waiting.filter((waiter) => label.includes(waiter.fragment))) waiter.resolve()
+      return result
     }
   })
   optimizePool(pool)
-  return { db: new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool }) }), pool, sent }
+  const untilSent = (fragment: string) => new Promise<void>((resolve) => waiting.push({ fragment, resolve }))
+  return { db: new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool }) }), pool, sent, untilSent }
 }
 
 let one: OneConnection
@@ -232,6 +239,67 @@ describe('a store that fails', () => {
     }
   })
 
+  describe('still in flight when COMMIT is issued (a statement the caller did not await went out with it)', () => {
+    /**
+     * fn writes and leaves a savepoint; the caller sends `statement` without awaiting it, and
+     * returns once it has gone to node-postgres (the held store went out ahead of it), so kysely
+     * issues COMMIT (or, when the caller throws, ROLLBACK) before the server has answered the store.
+     */
+    async function commitWhileStoreInFlight(
+      own: Pick<OneConnection, 'db' | 'untilSent'>,
+      scope: string,
+      statement: (tx: Transaction<LedgerDatabase>) => Promise<unknown>,
+      fragment: string,
+      end: 'commit' | 'roll back' = 'commit',
+    ) {
+      const account = randomUUID()
+      const key = randomUUID()
+      const attempt = own.db.transaction().execute(async (tx) => {
+        await withIdempotency(tx, { scope, key }, async (tx) => {
+          await insertEntry(tx, account, 5)
+          await sql`savepoint after_writes`.execute(tx)
+          return 'done'
+        })
+        const sent = own.untilSent(fragment)
+        statement(tx).catch(() => undefined)
+        await sent
+        if (end === 'roll back') throw new Error('the caller rolls back')
+      })
+      return { account, key, attempt }
+    }
+
+    it('fails that COMMIT with the typed error, and nothing of the handler is kept', async () => {
+      const { account, key, attempt } = await commitWhileStoreInFlight(one, FAILING_SCOPE, (tx) => insertEntry(tx, randomUUID(), 7), 'insert into "ledger"')
+      await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: 'P0001' })
+      expect([await countEntries(one.db, account), await countKeys(one.db, key)]).toEqual([0, 0])
+      expect(await serverTransaction(one.db)).toBeNull()
+    })
+
+    it("fails that COMMIT even when the statement was a rollback to fn's savepoint, which undid the failure", async () => {
+      const { account, key, attempt } = await commitWhileStoreInFlight(one, FAILING_SCOPE, (tx) => sql`rollback to savepoint after_writes`.execute(tx), 'rollback to savepoint')
+      await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: 'P0001' })
+      expect([await countEntries(one.db, account), await countKeys(one.db, key)]).toEqual([0, 0])
+    })
+
+    it('commits once the store succeeded', async () => {
+      const { account, key, attempt } = await commitWhileStoreInFlight(one, 'batching', (tx) => insertEntry(tx, randomUUID(), 7), 'insert into "ledger"')
+      await attempt
+      expect([await countEntries(one.db, account), await countKeys(one.db, key)]).toEqual([1, 1])
+    })
+
+    it.each(['commit', 'roll back'] as const)('does not reach the next transaction on the same connection (the caller ends it: %s)', async (end) => {
+      // Both transactions on one reserved connection: it does not go back to the pool in between.
+      await one.db.connection().execute(async (db) => {
+        const { attempt } = await commitWhileStoreInFlight({ db, untilSent: one.untilSent }, FAILING_SCOPE, (tx) => insertEntry(tx, randomUUID(), 7), 'insert into "ledger"', end)
+        await attempt.catch(() => undefined)
+        const account = randomUUID()
+        const key = randomUUID()
+        expect((await deposit(db, 'batching', key, account)).replayed).toBe(false)
+        expect([await countEntries(db, account), await countKeys(db, key)]).toEqual([1, 1])
+      })
+    })
+  })
+
   it('fails inside withIdempotency with a savepoint, which lets the caller go on', async () => {
     const account = randomUUID()
     const key = randomUUID()
@@ -305,7 +373,7 @@ describe('the connection under it', () => {
       getTypeParser: (oid: number, format?: string) => {
         const parse = pg.types.getTypeParser(oid, format as 'text')
         return (text: string) => {
-          if (armed && oid === 1184) throw new Error('the timestamptz parser failed')
+          if (armed && oid === 25) throw new Error('the text parser failed')
           return parse(text)
         }
       },
@@ -365,7 +433,7 @@ describe('the connection under it', () => {
       const { rows } = await sql<{ definition: string }>`
         select pg_get_functiondef(${`${schema}.claim_idempotency_key`}::regproc) as definition`.execute(database.db)
       await sql.raw(`drop function ${schema}.claim_idempotency_key`).execute(database.db)
-      await sql.raw(rows[0]!.definition.replace('OUT response json', 'OUT response jsonb').replace(/response := v_row\.response;/, 'response := v_row.response::jsonb;')).execute(database.db)
+      await sql.raw(rows[0]!.definition.replace('OUT status text', 'OUT status character varying')).execute(database.db)
       await expect(call()).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: '0A000', retryable: true })
       expect(await call()).toMatchObject({ replayed: false, value: 'done' })
     } finally {

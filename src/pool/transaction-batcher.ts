@@ -7,11 +7,16 @@
 //   next statement. If that is kysely's COMMIT, both go in one message: should the store fail,
 //   the server skips the COMMIT, and the COMMIT call rejects with the store's error. Anything
 //   else is sent right after the store, and rejects with the store's error if the store failed.
-// A store that failed makes every later COMMIT of its transaction roll back and reject, so a
+// A store that went out ahead of another statement decides its transaction's COMMIT: issued
+// before the server has answered the store, the COMMIT waits for that answer; after a failed
+// store the transaction rolls back and the COMMIT rejects with the store's typed error (even
+// when the caller rolled back to a savepoint of fn's, which would let the server commit), so a
 // caller who catches the error cannot commit the handler's writes without their key.
 //
-// Whatever is held goes to node-postgres before the statement that follows it, in the same call,
-// so statements reach the server in the order they were issued.
+// What is held, and what a store reports, belongs to one transaction (a fresh state at every
+// COMMIT, ROLLBACK and release), so a store that fails late never reaches the next transaction
+// on the connection. Whatever is held goes to node-postgres before the statement that follows
+// it, in the same call, so statements reach the server in the order they were issued.
 import { translateDatabaseError } from '../store/database-errors.ts'
 import { SqlState, sqlStateOf } from '../store/sql-state.ts'
 import { BatchError, sendBatch, type BatchClient, type BatchResult, type BatchStatement } from './batch-query.ts'
@@ -36,14 +41,21 @@ interface HeldStore {
   values: readonly unknown[]
 }
 
+/** What this connection's current transaction has held back or sent of the library's. */
+interface TransactionState {
+  /** kysely's BEGIN, not sent yet. */
+  begin?: string
+  /** The stored result, not sent yet. */
+  store?: HeldStore
+  /** The stored result went out ahead of another statement: settles with its typed error, or undefined once it succeeded. */
+  storeSent?: Promise<Error | undefined>
+}
+
 export class TransactionBatcher {
   readonly #client: BatchingClient
   readonly #send: Send
   readonly #holding: boolean
-  #begin: string | undefined
-  #store: HeldStore | undefined
-  /** The held store failed: this transaction must not commit. */
-  #storeFailed: Error | undefined
+  #tx: TransactionState = {}
 
   /**
    * @param send node-postgres's own `client.query`.
@@ -58,9 +70,7 @@ export class TransactionBatcher {
 
   /** Forgets what is held back: the connection went back to the pool. */
   reset(): void {
-    this.#begin = undefined
-    this.#store = undefined
-    this.#storeFailed = undefined
+    this.#endTransaction()
   }
 
   query(args: unknown[]): unknown {
@@ -69,15 +79,16 @@ export class TransactionBatcher {
     const params = (values ?? []) as readonly unknown[]
     if (text === COMMIT) return this.#commit(args)
     if (text === ROLLBACK) return this.#rollback(args)
-    if (this.#holding && KYSELY_BEGIN.test(text) && params.length === 0 && this.#begin === undefined && this.#store === undefined) {
-      this.#begin = text
+    const tx = this.#tx
+    if (this.#holding && KYSELY_BEGIN.test(text) && params.length === 0 && tx.begin === undefined && tx.store === undefined) {
+      tx.begin = text
       return Promise.resolve(resultOf('BEGIN'))
     }
     const statement = libraryStatementOf(text)
     if (statement === undefined) return this.#afterHeld(args)
-    if (statement.travelsWith === 'begin' && this.#begin !== undefined) {
-      const begin = this.#begin
-      this.#begin = undefined
+    if (statement.travelsWith === 'begin' && tx.begin !== undefined) {
+      const begin = tx.begin
+      tx.begin = undefined
       return this.#batch([{ text: begin, values: [] }, { name: statement.name, text, values: params, rows: true }]).then(
         (results) => results[1],
         (error: BatchError) => {
@@ -85,27 +96,45 @@ export class TransactionBatcher {
         },
       )
     }
-    if (this.#holding && statement.travelsWith === 'commit' && storeCallOf(params)?.mayWaitForCommit && this.#begin === undefined && this.#store === undefined) {
-      this.#store = { statement, text, values: params }
+    if (this.#holding && statement.travelsWith === 'commit' && storeCallOf(params)?.mayWaitForCommit && tx.begin === undefined && tx.store === undefined) {
+      tx.store = { statement, text, values: params }
       return Promise.resolve(resultOf('INSERT', 1))
     }
     return this.#afterHeld([text, params], statement)
   }
 
+  /** Ends the current transaction's state and returns it; what it reports later stays with it. */
+  #endTransaction(): TransactionState {
+    const ended = this.#tx
+    this.#tx = {}
+    return ended
+  }
+
   #commit(args: unknown[]): unknown {
-    if (this.#storeFailed !== undefined) {
-      // End the transaction on the server as the COMMIT would have (it is aborted, so a COMMIT
-      // would roll it back too), and tell the caller why.
-      const failed = this.#storeFailed
-      this.reset()
-      return Promise.resolve(this.#send(ROLLBACK)).then(
-        () => Promise.reject(failed),
-        () => Promise.reject(failed),
-      )
+    const tx = this.#tx
+    if (tx.storeSent === undefined && tx.store === undefined) {
+      const sent = this.#afterHeld(args) // a BEGIN held back goes first
+      this.#endTransaction()
+      return sent
     }
-    const store = this.#store
-    if (store === undefined) return this.#afterHeld(args)
-    this.#store = undefined
+    this.#endTransaction()
+    const commit = () => (tx.store === undefined ? this.#send(...args) : this.#commitWithStore(tx.store))
+    if (tx.storeSent === undefined) return commit()
+    // A store went out before this COMMIT, so it is answered first: wait for that answer, then
+    // commit, or end the transaction as a failed one (a rollback to a savepoint of fn's may have
+    // un-failed it on the server) and tell the caller why. kysely sends nothing else on this
+    // connection before its COMMIT settles.
+    return tx.storeSent.then((failure) => {
+      if (failure === undefined) return commit()
+      return Promise.resolve(this.#send(ROLLBACK)).then(
+        () => Promise.reject(failure),
+        () => Promise.reject(failure),
+      )
+    })
+  }
+
+  /** The held store and COMMIT in one message: a store the server refuses makes it skip the COMMIT. */
+  #commitWithStore(store: HeldStore): Promise<BatchResult | undefined> {
     return this.#batch([
       { name: store.statement.name, text: store.text, values: store.values },
       { text: COMMIT, values: [] },
@@ -114,14 +143,13 @@ export class TransactionBatcher {
       (error: BatchError) => {
         // The server refused the store and skipped the COMMIT. Any other failure (a lost
         // connection, a timeout) leaves the COMMIT's outcome unknown, as it would be unbatched.
-        throw error.fromServer && error.completed === 0 ? this.#failStore(error.cause, store.values) : error.cause
+        throw error.fromServer && error.completed === 0 ? storeError(error.cause, store.values) : error.cause
       },
     )
   }
 
   #rollback(args: unknown[]): unknown {
-    const neverBegun = this.#begin !== undefined
-    this.reset()
+    const neverBegun = this.#endTransaction().begin !== undefined
     // BEGIN was never sent: there is nothing on the server to roll back.
     if (neverBegun) return Promise.resolve(resultOf('ROLLBACK'))
     return this.#send(...args)
@@ -145,17 +173,24 @@ export class TransactionBatcher {
 
   /** Sends the held BEGIN or store on its own; undefined when nothing is held. */
   #sendHeld(): Promise<unknown> | undefined {
-    const begin = this.#begin
-    const store = this.#store
-    this.#begin = undefined
-    this.#store = undefined
+    const tx = this.#tx
+    const { begin, store } = tx
+    tx.begin = undefined
+    tx.store = undefined
     // Never both: a store is held only once BEGIN has gone.
     let held: Promise<unknown>
     if (begin !== undefined) held = Promise.resolve(this.#send(begin))
     else if (store !== undefined) {
       held = this.#sendLibrary(store.statement, store.text, store.values).catch((error: unknown) => {
-        throw this.#failStore(error, store.values)
+        throw storeError(error, store.values)
       })
+      // Every store of the transaction counts: the first failure decides its COMMIT.
+      const previous = tx.storeSent
+      const outcome = held.then(
+        () => undefined,
+        (error: Error) => error,
+      )
+      tx.storeSent = previous === undefined ? outcome : Promise.all([previous, outcome]).then(([first, next]) => first ?? next)
     } else return undefined
     // Its failure also reaches the caller through the statement sent after it (or the COMMIT).
     held.catch(() => {})
@@ -169,12 +204,6 @@ export class TransactionBatcher {
         throw error.cause
       },
     )
-  }
-
-  #failStore(error: unknown, values: readonly unknown[]): Error {
-    const failure = translateDatabaseError(error, storeCallOf(values)?.retryAfterSeconds ?? 1)
-    this.#storeFailed = failure
-    return failure
   }
 
   #batch(statements: BatchStatement[]): Promise<BatchResult[]> {
@@ -194,6 +223,11 @@ export class TransactionBatcher {
     const parsed = this.#client.connection?.parsedStatements ?? {}
     for (const name of Object.keys(parsed)) if (name.startsWith(STATEMENT_NAME_PREFIX)) delete parsed[name]
   }
+}
+
+/** A store's failure as the library reports it, with its call's retryAfterSeconds. */
+function storeError(error: unknown, values: readonly unknown[]): Error {
+  return translateDatabaseError(error, storeCallOf(values)?.retryAfterSeconds ?? 1)
 }
 
 function resultOf(command: string, rowCount: number | null = null): BatchResult {

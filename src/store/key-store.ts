@@ -18,6 +18,23 @@ export interface ClaimRow {
   created_at: Date
 }
 
+/**
+ * The claim's row as the claim statement returns it: text columns only, decoded here. A pool's
+ * result format (node-postgres's `binary: true`) or an app's own type parsers for bytea, json or
+ * timestamptz would otherwise change what the library reads (a `binary: true` pool returned the
+ * fingerprint as a garbled string and a wrong timestamp).
+ */
+interface ClaimText {
+  outcome: ClaimOutcome
+  status: StoredStatus | null
+  /** hex */
+  fingerprint: string | null
+  /** the stored JSON text */
+  response: string | null
+  /** milliseconds since the epoch, truncated as node-postgres truncates a timestamptz */
+  created_at: string
+}
+
 export interface CompletedKey {
   key: ValidKey
   fingerprint: Buffer
@@ -27,9 +44,9 @@ export interface CompletedKey {
   /** The claim inserted a placeholder (REPEATABLE READ, SERIALIZABLE): update it. */
   placeholder: boolean
   /**
-   * A failed store fails the whole transaction (there is no savepoint to return to), so an
-   * optimizePool pool may send the store with the transaction's next statement, at the latest
-   * with its COMMIT.
+   * A failed store fails the whole transaction (no savepoint of this call or an enclosing one to
+   * return to), so an optimizePool pool may send the store with the transaction's next
+   * statement, at the latest with its COMMIT.
    */
   mayWaitForCommit: boolean
 }
@@ -43,6 +60,8 @@ const ABORT_TRANSACTION = CompiledQuery.raw(
 const savepointName = (depth: number) => `pg_idempotency_${depth}`
 const SAVEPOINTS = Array.from({ length: 8 }, (_, depth) => CompiledQuery.raw(`savepoint ${savepointName(depth)}`))
 const ROLLBACKS = Array.from({ length: 8 }, (_, depth) => CompiledQuery.raw(`rollback to savepoint ${savepointName(depth)}`))
+const ROLLBACK = CompiledQuery.raw('rollback')
+const BEGIN = CompiledQuery.raw('begin')
 
 /** The statements that read and write the key table of one schema. */
 export class KeyStore {
@@ -53,7 +72,13 @@ export class KeyStore {
   constructor(schema: string) {
     const s = quoteSchema(schema)
     // The first statement of its transaction: on an optimizePool pool it goes in BEGIN's message.
-    this.#claimSql = libraryStatement('claim', `select outcome, status, fingerprint, response, created_at from ${s}.claim_idempotency_key($1, $2, $3, $4, $5)`, 'begin')
+    this.#claimSql = libraryStatement(
+      'claim',
+      `select outcome, status, encode(fingerprint, 'hex') as fingerprint, response::text as response, ` +
+        `(extract(epoch from date_trunc('milliseconds', created_at)) * 1000)::int8::text as created_at ` +
+        `from ${s}.claim_idempotency_key($1, $2, $3, $4, $5)`,
+      'begin',
+    )
     // The ttl runs from completion (this statement's start, by the database clock), so a long
     // transaction cannot commit a key that has already expired.
     // The server checks that the row was written: a trigger or rule that discards it makes this a
@@ -79,7 +104,14 @@ export class KeyStore {
   async claim(tx: Transaction<unknown>, key: ValidKey, fingerprint: Buffer, wait: boolean, waitTimeoutMs: number, retryAfterSeconds: number): Promise<ClaimRow> {
     const query = CompiledQuery.raw(this.#claimSql, [key.scope, key.key, fingerprint, wait, waitTimeoutMs])
     const { rows } = await run(tx, query, retryAfterSeconds)
-    return rows[0] as ClaimRow
+    const row = rows[0] as ClaimText
+    return {
+      outcome: row.outcome,
+      status: row.status,
+      fingerprint: row.fingerprint === null ? null : Buffer.from(row.fingerprint, 'hex'),
+      response: row.response === null ? null : JSON.parse(row.response),
+      created_at: new Date(Number(row.created_at)),
+    }
   }
 
   /** Stores the outcome in the caller's transaction. */
@@ -103,11 +135,21 @@ export class KeyStore {
   }
 
   /**
-   * Makes the transaction fail: after this, COMMIT rolls back. Used when `fn` has written and
-   * there is no savepoint to undo it, so a caller who swallows the error cannot commit `fn`'s
+   * Makes the transaction fail so that no savepoint taken after `fn` started can un-fail it:
+   * back to the savepoint of an enclosing call at `savepointDepth` (whose own undo then decides),
+   * or, without one, the whole transaction rolled back and a failed one begun in its place (so
+   * the caller's later statements cannot run outside a transaction); then an error. After this,
+   * COMMIT rolls back. Used when `fn` has written and its call has no savepoint, so a caller who
+   * swallows the error, or rolls back to a savepoint `fn` left behind, cannot commit `fn`'s
    * writes without their key.
    */
-  async abortTransaction(tx: Transaction<unknown>): Promise<void> {
+  async failTransaction(tx: Transaction<unknown>, savepointDepth: number | undefined): Promise<void> {
+    if (savepointDepth === undefined) {
+      await run(tx, ROLLBACK, 0)
+      await run(tx, BEGIN, 0)
+    } else {
+      await this.rollbackToSavepoint(tx, savepointDepth)
+    }
     await run(tx, ABORT_TRANSACTION, 0)
   }
 
