@@ -1,4 +1,5 @@
 import { IdempotencyError, IdempotencySnapshotConflictError, IdempotencyUsageError } from '../errors.ts'
+import { runTransaction } from '../run-transaction.ts'
 import { SqlState, sqlStateOf } from '../store/sql-state.ts'
 import { withIdempotency } from '../with-idempotency.ts'
 import { readKeyHeader } from './key-header.ts'
@@ -65,7 +66,7 @@ export async function handleIdempotentRequest<DB, Raw>(
   for (let attempt = 1; ; attempt++) {
     let firstHeaders: Record<string, string> = {}
     try {
-      const outcome = await transaction(policy).execute((tx) =>
+      const outcome = await runTransaction(transaction(policy), (tx) =>
         withIdempotency(
           tx,
           { scope, key, request: fingerprinted },
@@ -84,16 +85,23 @@ export async function handleIdempotentRequest<DB, Raw>(
     } catch (error) {
       if (error instanceof NotStored) return error.response
       if (isSerializationFailure(error) && attempt < SERIALIZATION_ATTEMPTS) continue
-      if (error instanceof IdempotencyError && !(error instanceof IdempotencyUsageError)) return problemFromError(base, error, mismatchStatus)
-      throw error
+      return libraryProblem(policy, error)
     }
   }
+}
+
+/** A library error (from the claim, the store or the handler) as its problem; any other error is rethrown. */
+function libraryProblem<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, error: unknown): HttpResponse {
+  if (error instanceof IdempotencyError && !(error instanceof IdempotencyUsageError)) {
+    return problemFromError(policy.problemTypeBase, error, policy.onMismatch === 'conflict' ? 409 : 422)
+  }
+  throw error
 }
 
 /** No key (optional keys, or a method that takes none): the handler runs in a plain transaction. */
 async function runWithoutKey<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, request: HttpRequest<Raw>, handler: IdempotentHandler<DB, Raw>): Promise<HttpResponse> {
   try {
-    return await transaction(policy).execute(async (tx) => {
+    return await runTransaction(transaction(policy), async (tx) => {
       const result = checkResult(await handler({ tx, request: request.raw, key: undefined }))
       const headers = withContentType(result)
       if (!isStored(result)) throw new NotStored(result, headers)
@@ -101,7 +109,8 @@ async function runWithoutKey<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, request: 
     })
   } catch (error) {
     if (error instanceof NotStored) return error.response
-    throw error
+    // The same mapping as with a key: a customer header the handler rejects is a 4xx here too.
+    return libraryProblem(policy, error)
   }
 }
 

@@ -208,6 +208,48 @@ export function describeHttpContract(framework: string, start: StartServer): voi
       expect(counters.declined - declinedBefore).toBe(1)
     })
 
+    it('sends a returned 5xx (final or not) without storing it, and rolls its writes back', async () => {
+      for (const final of [false, true]) {
+        const key = randomUUID()
+        const name = randomUUID()
+        const before = counters.unavailable
+        const first = await post('/unavailable', { name, final }, { 'idempotency-key': key })
+        const again = await post('/unavailable', { name, final }, { 'idempotency-key': key })
+        expect([first.status, again.status]).toEqual([503, 503])
+        expect(await first.json()).toEqual({ error: 'try_later' })
+        expect(again.headers.get('idempotent-replayed')).toBeNull()
+        expect(counters.unavailable - before).toBe(2)
+        expect(await keysOf(key)).toBe(0)
+        expect(await items(name)).toBe(0)
+      }
+    })
+
+    it("maps the library's errors to their problem status with a key and without one", async () => {
+      for (const key of [randomUUID(), undefined]) {
+        const headers: Record<string, string> = key === undefined ? {} : { 'idempotency-key': key }
+        const notFound = await post('/customer-errors', { kind: 'not-found' }, headers)
+        expect(notFound.status).toBe(404)
+        expect(await problemOf(notFound)).toMatchObject({ status: 404, code: 'CUSTOMER_NOT_FOUND', retryable: false })
+        const both = await post('/customer-errors', { kind: 'both' }, headers)
+        expect(both.status).toBe(400)
+        expect(await problemOf(both)).toMatchObject({ status: 400, code: 'CUSTOMER_REFERENCE_INVALID', retryable: false })
+      }
+    })
+
+    it('answers a result that can never be stored with its own non-retryable problem, storing nothing', async () => {
+      const key = randomUUID()
+      const name = randomUUID()
+      const response = await post('/unstorable', { name }, { 'idempotency-key': key })
+      expect(response.status).toBe(500)
+      const body = await problemOf(response)
+      expect(body.type).toMatch(/idempotency-result-invalid$/)
+      expect(body).toMatchObject({ code: 'IDEMPOTENCY_RESULT_INVALID', retryable: false })
+      expect(body.title).not.toMatch(/unavailable|retry/i)
+      expect(response.headers.get('retry-after')).toBeNull()
+      expect(await keysOf(key)).toBe(0)
+      expect(await items(name)).toBe(0)
+    })
+
     it('lets GET pass through untouched', async () => {
       const response = await fetch(server.url + '/items', { headers: { 'idempotency-key': randomUUID() } })
       expect(response.status).toBe(200)
