@@ -1,4 +1,5 @@
 import { IdempotencyError, IdempotencySnapshotConflictError, IdempotencyUsageError } from '../errors.ts'
+import type { MismatchPolicy } from '../options.ts'
 import { runTransaction } from '../run-transaction.ts'
 import { SqlState, sqlStateOf } from '../store/sql-state.ts'
 import { withIdempotency } from '../with-idempotency.ts'
@@ -57,7 +58,7 @@ export async function handleIdempotentRequest<DB, Raw>(
   const fingerprinted = { method: request.method.toUpperCase(), target: request.target, body: withoutFields(request.body, policy.ignoreFields) }
   const options = {
     ttl: policy.ttl,
-    onMismatch: policy.onMismatch === 'replay' ? ('replay' as const) : ('reject' as const),
+    onMismatch: mismatchPolicy(policy, request.raw),
     onConcurrent: policy.onConcurrent,
     waitTimeout: policy.waitTimeout,
     keyFormat: policy.keyFormat,
@@ -88,6 +89,13 @@ export async function handleIdempotentRequest<DB, Raw>(
       return libraryProblem(policy, error)
     }
   }
+}
+
+/** The core's mismatch policy for the HTTP one: a route's function sees the stored response and its own request. */
+function mismatchPolicy<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, raw: Raw): MismatchPolicy<DB> {
+  const decide = policy.onMismatch
+  if (typeof decide !== 'function') return decide === 'replay' ? 'replay' : 'reject'
+  return ({ tx, stored, firstSeenAt }) => decide({ tx, stored: stored as StoredResponse, request: raw, firstSeenAt })
 }
 
 /** A library error (from the claim, the store or the handler) as its problem; any other error is rethrown. */
