@@ -3,6 +3,7 @@ import { startPaymentsService } from './service.ts'
 
 const service = await startPaymentsService(Number(process.env.PORT ?? 3000))
 console.log(`payments service on ${service.url} (PostgreSQL: ${service.postgres}); Ctrl-C to stop`)
+console.log(`API key of a client made for you (send it as X-API-Key): ${service.apiKey}`)
 const stop = async () => {
   await service.stop()
   process.exit(0)
