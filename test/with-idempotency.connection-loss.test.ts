@@ -70,7 +70,7 @@ describe('a connection lost during a request', () => {
       await terminate(pid)
       const error = await twin
       expect(error).toBeInstanceOf(IdempotencyStoreError)
-      expect(error).toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, retryable: true })
+      expect(error).toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, retryable: true, httpStatus: 503 })
       latch.release()
       expect(await first).toMatchObject({ value: 'first', replayed: false })
       // The retry the error invites replays the twin's result.
@@ -101,7 +101,7 @@ describe('a connection lost during a request', () => {
         ),
       )
       expect(error).toBeInstanceOf(IdempotencyError)
-      expect(error).toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, retryable: true })
+      expect(error).toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, retryable: true, httpStatus: 503 })
       expect(await keyRows(key)).toBe(0)
       const retry = await runTransaction(db.transaction(), (tx) =>
         withIdempotency(tx, { scope: 'conn', key }, async () => {
@@ -159,7 +159,7 @@ describe('a timeout at the store', () => {
           ),
         )
         expect(error).toBeInstanceOf(IdempotencyStoreError)
-        expect(error).toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, retryable: true })
+        expect(error).toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, retryable: true, httpStatus: 503 })
       } finally {
         await blocker.query('rollback')
         await blocker.end()
