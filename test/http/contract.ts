@@ -152,6 +152,32 @@ export function describeHttpContract(framework: string, start: StartServer): voi
       expect((await first).status).toBe(201)
     })
 
+    it('answers a connection lost during the claim with a retryable 503 problem, and the retry replays', async () => {
+      const key = randomUUID()
+      const name = randomUUID()
+      const latch = (latches.slow = new Latch())
+      const first = post('/waiting', { name }, { 'idempotency-key': key })
+      await latch.entered
+      const twin = post('/waiting', { name }, { 'idempotency-key': key })
+      // The twin's connection waits on the key's lock; end it from the server's side.
+      let pid: number | undefined
+      while (pid === undefined) {
+        const { rows } = await sql<{ pid: number }>`
+          select pid from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`.execute(database.db)
+        pid = rows[0]?.pid
+      }
+      await sql`select pg_terminate_backend(${pid})`.execute(database.db)
+      const lost = await twin
+      expect(lost.status).toBe(503)
+      expect(lost.headers.get('retry-after')).toBe('1')
+      expect(await problemOf(lost)).toMatchObject({ code: 'IDEMPOTENCY_STORE_FAILED', retryable: true })
+      latch.release()
+      expect((await first).status).toBe(201)
+      const retry = await post('/waiting', { name }, { 'idempotency-key': key })
+      expect(retry.headers.get('idempotent-replayed')).toBe('true')
+      expect(await items(name)).toBe(1)
+    })
+
     it("waits for the twin and replays its response with onConcurrent: 'wait'", async () => {
       const key = randomUUID()
       const name = randomUUID()
