@@ -387,6 +387,7 @@ describe('every error is a problem, never a 500', () => {
       `/accounts/urn:uuid:${someId}`,
       `/accounts/urn:uuid:${someId}/ledger`,
       `/accounts/%00/ledger`,
+      `/customers/urn:uuid:${someId}/deletion`,
     ]
     for (const path of paths) {
       const response = await get(path)
