@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { idempotentFetch } from '../src/client/index.ts'
+import { exitOnSetupError } from '../tools/postgres-process.ts'
 import { startPaymentsService, type PaymentsService } from './payments/service.ts'
 
 type Table = 'accounts' | 'ledger' | 'link_tokens' | 'financial_accounts'
@@ -31,7 +32,7 @@ async function step(
   table: Table,
   options: { key?: string; header?: string; headers?: Record<string, string>; fetch?: typeof fetch } = {},
 ) {
-  const headers: Record<string, string> = { 'content-type': 'application/json', 'x-api-key': 'demo-client', ...options.headers }
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'x-api-key': service.apiKey, ...options.headers }
   const init = { method: 'POST', headers, body: JSON.stringify(body) }
   const response = options.key
     ? await idempotentFetch(service.url + path, init, { key: options.key, header: options.header ?? 'Idempotency-Key', ...(options.fetch ? { fetch: options.fetch } : {}) })
@@ -73,7 +74,7 @@ function print(table: Row[]) {
 async function call(service: PaymentsService, label: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const response = await fetch(service.url + path, {
     method,
-    headers: { 'x-api-key': 'demo-client', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    headers: { 'x-api-key': service.apiKey, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   })
   const payload = (await response.json()) as Record<string, unknown>
@@ -111,14 +112,14 @@ async function customerStory(service: PaymentsService) {
   let deletion: Record<string, unknown>
   do {
     await new Promise((resolve) => setTimeout(resolve, 100))
-    deletion = (await (await fetch(`${service.url}/customers/${firstId}/deletion`, { headers: { 'x-api-key': 'demo-client' } })).json()) as Record<string, unknown>
+    deletion = (await (await fetch(`${service.url}/customers/${firstId}/deletion`, { headers: { 'x-api-key': service.apiKey } })).json()) as Record<string, unknown>
   } while (deletion.state !== 'done')
   await call(service, 'deletion done', 'GET', `/customers/${firstId}/deletion`)
   rows[rows.length - 1]!.status = `200 ${JSON.stringify(deletion.deletedRows)}`
   await call(service, 'create it once more: a new customer', 'POST', '/customers', create)
 }
 
-const service = await startPaymentsService()
+const service = await startPaymentsService().catch(exitOnSetupError)
 console.log(`payments service on ${service.url}, PostgreSQL: ${service.postgres}\n`)
 try {
   // Scenario 1: customers by the client's own identifier, deleted in the background.
@@ -127,7 +128,10 @@ try {
   // Scenario 2: optional x-request-id; a repeat replays even with another body.
   const requestId = randomUUID()
   const opened = await step(service, 'request id', '/persons/p-1/accounts', { currency: 'EUR' }, 'accounts', { key: requestId, header: 'x-request-id' })
-  await step(service, 'same id, other body', '/persons/p-1/accounts', { currency: 'USD' }, 'accounts', { key: requestId, header: 'x-request-id' })
+  await step(service, 'same id, other currency', '/persons/p-1/accounts', { currency: 'USD' }, 'accounts', { key: requestId, header: 'x-request-id' })
+  // The platform's quirk: the original response, yet the account now holds the new currency.
+  const { currency } = await service.db.selectFrom('accounts').select('currency').where('id', '=', String(opened.id)).executeTakeFirstOrThrow()
+  rows[rows.length - 1]!.rows += ` (its currency now ${currency})`
   await step(service, 'no request id', '/persons/p-1/accounts', { currency: 'EUR' }, 'accounts')
   await step(service, 'no request id again', '/persons/p-1/accounts', { currency: 'EUR' }, 'accounts')
   const deposits = `/accounts/${opened.id}/deposits`
@@ -154,7 +158,7 @@ try {
   const before = await count(service, 'ledger')
   const burst = await Promise.all(
     Array.from({ length: 50 }, () =>
-      idempotentFetch(service.url + deposits, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ amount: 25 }) }, { key: burstKey }),
+      idempotentFetch(service.url + deposits, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': service.apiKey }, body: JSON.stringify({ amount: 25 }) }, { key: burstKey }),
     ),
   )
   const replayed = burst.filter((r) => r.headers.get('idempotent-replayed') === 'true').length

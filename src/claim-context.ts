@@ -25,6 +25,14 @@ export function currentCustomer(tx: object): string | null {
   return (enclosing.getStore() ?? []).findLast((claim) => claim.tx === tx && claim.customerId !== null)?.customerId ?? null
 }
 
+// The transactions a key was claimed in: their COMMIT also commits (or, lost, may commit) a key.
+const claimedIn = new WeakSet<object>()
+
+/** Whether a withIdempotency call on `tx` got as far as claiming its key. */
+export function hasClaimedKey(tx: object): boolean {
+  return claimedIn.has(tx)
+}
+
 // The withIdempotency calls whose fn the current code runs inside, outermost first.
 const enclosing = new AsyncLocalStorage<readonly ActiveClaim[]>()
 // How many calls are in flight on each transaction, nested or not.
@@ -66,6 +74,7 @@ export class ClaimContext {
   /** Records when the claim was first seen, for event ids derived from it. */
   claimed(firstSeenAt: Date): void {
     this.#claim.firstSeenAt = firstSeenAt
+    claimedIn.add(this.#tx)
   }
 
   /** Marks the call in flight until `work` settles, and runs `fn` inside as the enclosing call. */

@@ -27,7 +27,10 @@ export const IdempotencyErrorCode = {
   SNAPSHOT_CONFLICT: 'IDEMPOTENCY_SNAPSHOT_CONFLICT',
   /** The request is not a JSON value, so it cannot be fingerprinted. */
   REQUEST_INVALID: 'IDEMPOTENCY_REQUEST_INVALID',
-  /** The handler returned (or failed with) something that is not a JSON value. Nothing is stored. */
+  /**
+   * The handler returned (or failed with) something that can never be stored: not JSON, a NUL
+   * character, a lone surrogate. Nothing is stored; a retry would fail the same way.
+   */
   RESULT_INVALID: 'IDEMPOTENCY_RESULT_INVALID',
   /** An event given to emit() is not storable: its payload is not JSON, or a field breaks the rules. */
   EVENT_INVALID: 'OUTBOX_EVENT_INVALID',
@@ -35,7 +38,10 @@ export const IdempotencyErrorCode = {
   USAGE: 'IDEMPOTENCY_USAGE',
   /** The key table or claim function is missing: run `migrate()` first. */
   NOT_MIGRATED: 'IDEMPOTENCY_NOT_MIGRATED',
-  /** The database refused a statement of the library's for another reason; see `cause`. */
+  /**
+   * The database refused a statement of the library's for another reason; see `cause`. With
+   * `retryable: true` (a lost connection, a timeout outside the claim's wait) send it again.
+   */
   STORE_FAILED: 'IDEMPOTENCY_STORE_FAILED',
   /** A customer's idempotent identifier (or a context field) breaks the length or character rules. */
   CUSTOMER_IDENTIFIER_INVALID: 'CUSTOMER_IDENTIFIER_INVALID',
@@ -145,7 +151,10 @@ export class IdempotencyUsageError extends IdempotencyError {
   }
 }
 
-/** `500`: the database refused one of the library's own statements. `sqlState` names why. */
+/**
+ * The database refused one of the library's own statements (`sqlState` names why, `cause` is the
+ * driver's error). `503` when a retry may succeed (a lost connection, a timeout), else `500`.
+ */
 export class IdempotencyStoreError extends IdempotencyError {
   readonly sqlState: string | undefined
 
@@ -156,7 +165,7 @@ export class IdempotencyStoreError extends IdempotencyError {
     cause: unknown,
     retryable = false,
   ) {
-    super(code, 500, message, { cause, retryable })
+    super(code, retryable ? 503 : 500, message, { cause, retryable })
     this.sqlState = sqlState
   }
 }

@@ -39,3 +39,4 @@ export type { RegisteredCustomerTable } from './customers/deletion/dependent-tab
 export { sweepExpiredKeys, type SweepOptions } from './sweep-expired-keys.ts'
 export { emit, type EmitOptions } from './outbox/emit.ts'
 export { withInbox, type InboxMessage } from './outbox/inbox.ts'
+export { runTransaction } from './run-transaction.ts'

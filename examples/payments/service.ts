@@ -7,6 +7,7 @@ import { migrate } from '../../src/index.ts'
 import { registerJobs } from '../../src/jobs/index.ts'
 import { connect, createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../../tools/databases.ts'
 import { startLocalPostgres } from '../../tools/local-postgres.ts'
+import { createApiClient } from './api-clients.ts'
 import { buildPaymentsApp } from './app.ts'
 import { createPaymentsTables, type PaymentsDatabase } from './schema.ts'
 
@@ -14,6 +15,8 @@ export interface PaymentsService {
   url: string
   db: Kysely<PaymentsDatabase>
   boss: PgBoss
+  /** The API key of a client made at start, for the demo and for curl. */
+  apiKey: string
   /** Where PostgreSQL came from, for one line of output. */
   postgres: string
   stop(): Promise<void>
@@ -30,6 +33,7 @@ export async function startPaymentsService(port = 0): Promise<PaymentsService> {
   const db = connect<PaymentsDatabase>(url, 20, { optimized: true })
   await migrate(db)
   await createPaymentsTables(db)
+  const { apiKey } = await createApiClient(db, 'demo')
   // pg-boss runs the customer deletions and the expiry sweep, in the same database.
   const boss = new PgBoss({ connectionString: url, max: 4 })
   boss.on('error', (error) => console.error(`pg-boss: ${error.message}`))
@@ -41,6 +45,7 @@ export async function startPaymentsService(port = 0): Promise<PaymentsService> {
     url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
     db,
     boss,
+    apiKey,
     postgres: server.description,
     async stop() {
       await app.close()

@@ -1,4 +1,6 @@
 import { IdempotencyError, IdempotencySnapshotConflictError, IdempotencyUsageError } from '../errors.ts'
+import type { MismatchPolicy } from '../options.ts'
+import { runTransaction } from '../run-transaction.ts'
 import { SqlState, sqlStateOf } from '../store/sql-state.ts'
 import { withIdempotency } from '../with-idempotency.ts'
 import { readKeyHeader } from './key-header.ts'
@@ -58,7 +60,7 @@ export async function handleIdempotentRequest<DB, Raw>(
   const fingerprinted = { method: request.method.toUpperCase(), target: request.target, body: withoutFields(request.body, policy.ignoreFields) }
   const options = {
     ttl: policy.ttl,
-    onMismatch: policy.onMismatch === 'replay' ? ('replay' as const) : ('reject' as const),
+    onMismatch: mismatchPolicy(policy, request.raw),
     onConcurrent: policy.onConcurrent,
     waitTimeout: policy.waitTimeout,
     keyFormat: policy.keyFormat,
@@ -67,7 +69,7 @@ export async function handleIdempotentRequest<DB, Raw>(
   for (let attempt = 1; ; attempt++) {
     let firstHeaders: Record<string, string> = {}
     try {
-      const outcome = await transaction(policy).execute(async (tx) => {
+      const outcome = await runTransaction(transaction(policy), async (tx) => {
         // Before the claim: the customer is part of the scope, and its row stays locked against deletion.
         const customer = await customerOfRequest(tx, policy, request, client)
         const scope = httpScope({ scope: policy.scope, client, method: request.method, route: request.route, customerId: customer?.customerId })
@@ -89,21 +91,31 @@ export async function handleIdempotentRequest<DB, Raw>(
     } catch (error) {
       if (error instanceof NotStored) return error.response
       if (isSerializationFailure(error) && attempt < SERIALIZATION_ATTEMPTS) continue
-      if (error instanceof IdempotencyError && !(error instanceof IdempotencyUsageError)) return problemFromError(base, error, mismatchStatus)
-      throw error
+      return libraryProblem(policy, error)
     }
   }
+}
+
+/** The core's mismatch policy for the HTTP one: a route's function sees the stored response and its own request. */
+function mismatchPolicy<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, raw: Raw): MismatchPolicy<DB> {
+  const decide = policy.onMismatch
+  if (typeof decide !== 'function') return decide === 'replay' ? 'replay' : 'reject'
+  return ({ tx, stored, firstSeenAt }) => decide({ tx, stored: stored as StoredResponse, request: raw, firstSeenAt })
+}
+
+/** A library error (from the claim, the store or the handler) as its problem; any other error is rethrown. */
+function libraryProblem<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, error: unknown): HttpResponse {
+  if (error instanceof IdempotencyError && !(error instanceof IdempotencyUsageError)) {
+    return problemFromError(policy.problemTypeBase, error, policy.onMismatch === 'conflict' ? 409 : 422)
+  }
+  throw error
 }
 
 /** No key (optional keys, or a method that takes none): the handler runs in a plain transaction. */
 async function runWithoutKey<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, request: HttpRequest<Raw>, handler: IdempotentHandler<DB, Raw>): Promise<HttpResponse> {
   try {
-    return await transaction(policy).execute(async (tx) => {
-      const customer = await customerOfRequest(tx, policy, request, policy.customer ? await policy.client(request.raw) : undefined).catch((error: unknown) => {
-        if (!(error instanceof IdempotencyError)) throw error
-        const refused = problemFromError(policy.problemTypeBase, error, 422)
-        throw new NotStored(refused, refused.headers)
-      })
+    return await runTransaction(transaction(policy), async (tx) => {
+      const customer = await customerOfRequest(tx, policy, request, policy.customer ? await policy.client(request.raw) : undefined)
       const result = checkResult(await handler({ tx, request: request.raw, key: undefined, customer }))
       const headers = withContentType(result)
       if (!isStored(result)) throw new NotStored(result, headers)
@@ -111,7 +123,8 @@ async function runWithoutKey<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, request: 
     })
   } catch (error) {
     if (error instanceof NotStored) return error.response
-    throw error
+    // The same mapping as with a key: a customer header the handler rejects is a 4xx here too.
+    return libraryProblem(policy, error)
   }
 }
 

@@ -1,4 +1,4 @@
-import type { IsolationLevel, Kysely } from 'kysely'
+import type { IsolationLevel, Kysely, Transaction } from 'kysely'
 import type { Duration } from '../duration.ts'
 import { IdempotencyUsageError } from '../errors.ts'
 import type { KeyFormat } from '../key.ts'
@@ -16,9 +16,11 @@ export interface IdempotencyPolicy {
   ttl?: Duration
   /**
    * Same key, different request: `'reject'` answers `422` (the IETF draft), `'conflict'` answers
-   * `409` (APIs that document that), `'replay'` returns the first response regardless.
+   * `409` (APIs that document that), `'replay'` returns the first response regardless. A function
+   * decides in the transaction (it may write through `tx`, say to apply a changed field to the
+   * object the first request made) and answers `'replay'` or `'reject'` (`422`).
    */
-  onMismatch?: 'reject' | 'conflict' | 'replay'
+  onMismatch?: 'reject' | 'conflict' | 'replay' | HttpMismatchHandler
   /**
    * A request that arrives while its twin runs: `'reject'` (default) answers `409` with
    * `Retry-After` as the IETF draft says; `'wait'` waits for the twin and replays its response.
@@ -50,6 +52,16 @@ export interface IdempotencyPolicy {
   isolation?: IsolationLevel
 }
 
+/** A mismatch decided by the route: see {@link IdempotencyPolicy.onMismatch}. */
+export type HttpMismatchHandler<DB = any, Raw = any> = (mismatch: {
+  tx: Transaction<DB>
+  /** The response stored for the key's first request. */
+  stored: { status: number; headers: Record<string, string>; body: unknown }
+  /** The framework's request that did not match. */
+  request: Raw
+  firstSeenAt: Date
+}) => 'replay' | 'reject' | Promise<'replay' | 'reject'>
+
 /** Options shared by all routes of an adapter; each route's policy overrides them. */
 export interface IdempotencyHttpOptions<DB, Raw> extends IdempotencyPolicy {
   db: Kysely<DB>
@@ -76,7 +88,7 @@ export interface ResolvedPolicy<DB, Raw> {
   required: boolean
   keyFormat: KeyFormat
   ttl: Duration
-  onMismatch: 'reject' | 'conflict' | 'replay'
+  onMismatch: 'reject' | 'conflict' | 'replay' | HttpMismatchHandler<DB, Raw>
   onConcurrent: 'reject' | 'wait'
   waitTimeout: Duration
   scope: 'route' | 'client'
@@ -93,8 +105,8 @@ export function resolvePolicy<DB, Raw>(options: IdempotencyHttpOptions<DB, Raw>,
   const merged = { ...options, ...route }
   if (!merged.db) throw new IdempotencyUsageError('The idempotency middleware needs a Kysely instance as `db`.')
   const onMismatch = merged.onMismatch ?? 'reject'
-  if (!['reject', 'conflict', 'replay'].includes(onMismatch)) {
-    throw new IdempotencyUsageError(`onMismatch must be 'reject', 'conflict' or 'replay'; got ${String(onMismatch)}.`)
+  if (typeof onMismatch !== 'function' && !['reject', 'conflict', 'replay'].includes(onMismatch)) {
+    throw new IdempotencyUsageError(`onMismatch must be 'reject', 'conflict', 'replay' or a function; got ${String(onMismatch)}.`)
   }
   const scope = merged.scope ?? 'route'
   if (scope !== 'route' && scope !== 'client') throw new IdempotencyUsageError(`scope must be 'route' or 'client'; got ${String(scope)}.`)

@@ -15,7 +15,12 @@ export const ProblemType = {
   KEY_MISMATCH: 'idempotency-key-mismatch',
   KEY_IN_PROGRESS: 'idempotency-key-in-progress',
   REQUEST_INVALID: 'idempotency-request-invalid',
+  /** The handler's result can never be stored (a NUL character, not JSON): retrying cannot help. */
+  RESULT_INVALID: 'idempotency-result-invalid',
+  /** The store was unavailable (a lost connection, a timeout); nothing was stored. Retry later. */
   SERVER_ERROR: 'idempotency-server-error',
+  /** The server is set up wrongly (not migrated, the key table written around the library). */
+  SERVER_FAULT: 'idempotency-server-fault',
 } as const
 
 export type ProblemType = (typeof ProblemType)[keyof typeof ProblemType]
@@ -26,7 +31,7 @@ function customerProblem(base: string, error: IdempotencyError): HttpResponse {
   return {
     status: error.httpStatus,
     headers: { 'content-type': PROBLEM_CONTENT_TYPE },
-    body: { type: base + type, title: error.message, status: error.httpStatus, code: error.code },
+    body: { type: base + type, title: error.message, status: error.httpStatus, code: error.code, retryable: error.retryable },
   }
 }
 
@@ -38,7 +43,9 @@ const TITLES: Record<ProblemType, string> = {
   [ProblemType.KEY_MISMATCH]: 'Idempotency key reused with a different request',
   [ProblemType.KEY_IN_PROGRESS]: 'A request with this idempotency key is in progress',
   [ProblemType.REQUEST_INVALID]: 'Request body is not JSON',
+  [ProblemType.RESULT_INVALID]: 'The response cannot be stored',
   [ProblemType.SERVER_ERROR]: 'Idempotency store unavailable',
+  [ProblemType.SERVER_FAULT]: 'The server cannot make this request idempotent',
 }
 
 export function problem(
@@ -46,20 +53,32 @@ export function problem(
   type: ProblemType,
   status: number,
   detail: string,
-  extra: { code?: string; retryAfterSeconds?: number } = {},
+  extra: { code?: string; retryAfterSeconds?: number; retryable?: boolean } = {},
 ): HttpResponse {
   const headers: Record<string, string> = { 'content-type': PROBLEM_CONTENT_TYPE }
   if (extra.retryAfterSeconds !== undefined) headers['retry-after'] = String(extra.retryAfterSeconds)
   return {
     status,
     headers,
-    body: { type: base + type, title: TITLES[type], status, detail, ...(extra.code ? { code: extra.code } : {}) },
+    body: {
+      type: base + type,
+      title: TITLES[type],
+      status,
+      detail,
+      ...(extra.code ? { code: extra.code } : {}),
+      ...(extra.retryable === undefined ? {} : { retryable: extra.retryable }),
+    },
   }
 }
 
-/** The problem response for an error the library raised; `mismatchStatus` is 422 or 409. */
+/**
+ * The problem response for an error the library raised; `mismatchStatus` is 422 or 409. The body
+ * carries the error's `code` and `retryable`; a retryable error is a 409 or 5xx (a client retries
+ * those), a refusal a 4xx, and a 5xx that retrying cannot fix says so in its type and `retryable`.
+ * The detail is the library's own sentence, never a driver's message or SQLSTATE.
+ */
 export function problemFromError(base: string, error: IdempotencyError, mismatchStatus: number): HttpResponse {
-  const extra = { code: error.code }
+  const extra = { code: error.code, retryable: error.retryable }
   switch (error.code) {
     case IdempotencyErrorCode.KEY_INVALID:
       return problem(base, ProblemType.KEY_INVALID, 400, error.message, extra)
@@ -72,6 +91,8 @@ export function problemFromError(base: string, error: IdempotencyError, mismatch
       const retryAfterSeconds = error instanceof IdempotencyKeyInProgressError ? error.retryAfterSeconds : 1
       return problem(base, ProblemType.KEY_IN_PROGRESS, 409, error.message, { ...extra, retryAfterSeconds })
     }
+    case IdempotencyErrorCode.RESULT_INVALID:
+      return problem(base, ProblemType.RESULT_INVALID, 500, 'The server produced a response that cannot be stored for replay; nothing was stored. Retrying will not help.', extra)
     case IdempotencyErrorCode.CUSTOMER_IDENTIFIER_INVALID:
     case IdempotencyErrorCode.CUSTOMER_IDENTIFIER_PERSONAL_DATA:
     case IdempotencyErrorCode.CUSTOMER_REFERENCE_INVALID:
@@ -79,6 +100,9 @@ export function problemFromError(base: string, error: IdempotencyError, mismatch
     case IdempotencyErrorCode.CUSTOMER_DELETING:
       return customerProblem(base, error)
     default:
-      return problem(base, ProblemType.SERVER_ERROR, 500, 'The request could not be made idempotent; nothing was stored. Retry later.', extra)
+      // The store was unavailable (retry) or the server is set up wrongly (do not).
+      return error.retryable
+        ? problem(base, ProblemType.SERVER_ERROR, 503, 'The idempotency store was unavailable; nothing was stored. Retry later with the same key.', { ...extra, retryAfterSeconds: 1 })
+        : problem(base, ProblemType.SERVER_FAULT, 500, 'The request could not be made idempotent because of a fault on the server; nothing was stored.', extra)
   }
 }

@@ -5,21 +5,51 @@ import {
   IdempotencySnapshotConflictError,
   IdempotencyStoreError,
 } from '../errors.ts'
+import { isConnectionLost } from './connection-lost.ts'
 import { SqlState, sqlStateOf } from './sql-state.ts'
+
+/**
+ * Turns an error from the claim into an {@link IdempotencyError}. Only there does a timeout mean
+ * a concurrent twin: the claim's wait for the key's lock is what timed out.
+ */
+export function translateClaimError(error: unknown, retryAfterSeconds: number): IdempotencyError {
+  const sqlState = sqlStateOf(error)
+  // lock_timeout (waitTimeout) or the caller's statement_timeout ran out while the claim waited.
+  if (!(error instanceof IdempotencyError) && (sqlState === SqlState.LOCK_NOT_AVAILABLE || sqlState === SqlState.QUERY_CANCELED)) {
+    return new IdempotencyKeyInProgressError(
+      'Timed out waiting for the idempotency key: a concurrent request with the same key has not finished.',
+      retryAfterSeconds,
+      { cause: error },
+    )
+  }
+  return translateDatabaseError(error, retryAfterSeconds)
+}
 
 /** Turns an error from one of the library's own statements into an {@link IdempotencyError}. */
 export function translateDatabaseError(error: unknown, retryAfterSeconds: number): IdempotencyError {
   // Already typed: an optimizePool connection reports a held store's failure on a later statement.
   if (error instanceof IdempotencyError) return error
+  if (isConnectionLost(error)) {
+    return new IdempotencyStoreError(
+      IdempotencyErrorCode.STORE_FAILED,
+      'The connection to the database was lost; the transaction did not commit (or, at COMMIT, may have). Retry with the same key: it replays if it did.',
+      sqlStateOf(error),
+      error,
+      true,
+    )
+  }
   const sqlState = sqlStateOf(error)
   switch (sqlState) {
-    // lock_timeout (waitTimeout) or the caller's statement_timeout ran out while the claim waited.
+    // Outside the claim (the store, a customer's statement) a timeout waited on something else
+    // than a twin: a row lock, a slow server. Sending the request again may succeed.
     case SqlState.LOCK_NOT_AVAILABLE:
     case SqlState.QUERY_CANCELED:
-      return new IdempotencyKeyInProgressError(
-        'Timed out waiting for the idempotency key: a concurrent request with the same key has not finished.',
-        retryAfterSeconds,
-        { cause: error },
+      return new IdempotencyStoreError(
+        IdempotencyErrorCode.STORE_FAILED,
+        'A statement or lock timeout ran out during one of the idempotency store\'s statements; nothing was stored. The request can be retried.',
+        sqlState,
+        error,
+        true,
       )
     case SqlState.SERIALIZATION_FAILURE:
     case SqlState.DEADLOCK_DETECTED:

@@ -1,7 +1,7 @@
 import { CompiledQuery, type Transaction } from 'kysely'
 import type { ValidKey } from '../key.ts'
 import { libraryStatement, rememberStoreCall } from '../pool/library-statements.ts'
-import { translateDatabaseError } from './database-errors.ts'
+import { translateClaimError, translateDatabaseError } from './database-errors.ts'
 import { quoteSchema } from './schema-name.ts'
 
 /** What {@link KeyStore.claim} found. See `claim_idempotency_key` in sql/0001. */
@@ -103,8 +103,13 @@ export class KeyStore {
   /** Takes the key's advisory lock (waiting up to `waitTimeoutMs`, or not at all) and looks it up. */
   async claim(tx: Transaction<unknown>, key: ValidKey, fingerprint: Buffer, wait: boolean, waitTimeoutMs: number, retryAfterSeconds: number): Promise<ClaimRow> {
     const query = CompiledQuery.raw(this.#claimSql, [key.scope, key.key, fingerprint, wait, waitTimeoutMs])
-    const { rows } = await run(tx, query, retryAfterSeconds)
-    const row = rows[0] as ClaimText
+    let row: ClaimText
+    try {
+      const { rows } = await tx.executeQuery(query)
+      row = rows[0] as ClaimText
+    } catch (error) {
+      throw translateClaimError(error, retryAfterSeconds)
+    }
     return {
       outcome: row.outcome,
       status: row.status,

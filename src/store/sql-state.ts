@@ -13,7 +13,18 @@ export const SqlState = {
   INVALID_SQL_STATEMENT_NAME: '26000',
   FEATURE_NOT_SUPPORTED: '0A000',
   DIVISION_BY_ZERO: '22012',
+  /** The server ends the session: pg_terminate_backend, a fast shutdown. */
+  ADMIN_SHUTDOWN: '57P01',
+  CRASH_SHUTDOWN: '57P02',
+  CANNOT_CONNECT_NOW: '57P03',
+  IDLE_IN_TRANSACTION_SESSION_TIMEOUT: '25P03',
+  IDLE_SESSION_TIMEOUT: '57P05',
+  /** COMMIT's outcome is unknown: the connection went while it ran. */
+  TRANSACTION_RESOLUTION_UNKNOWN: '08007',
 } as const
+
+/** SQLSTATE class 08, connection exception: every code in it means the connection is gone. */
+export const CONNECTION_EXCEPTION_CLASS = '08'
 
 /** The SQLSTATE of a driver error, if it has one. */
 export function sqlStateOf(error: unknown): string | undefined {

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
 import { PgBoss } from 'pg-boss'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApiClient } from '../../examples/payments/api-clients.ts'
 import { buildPaymentsApp } from '../../examples/payments/app.ts'
 import { createPaymentsTables, type PaymentsDatabase } from '../../examples/payments/schema.ts'
 import { CUSTOMER_DELETION_QUEUE, registerJobs } from '../../src/jobs/index.ts'
@@ -33,6 +34,7 @@ afterAll(async () => {
 
 type CustomerBody = { data: { customer_id: string; client_metadata: { idempotent_identifier: string } } }
 
+const newClient = async () => (await createApiClient(database.db, `client-${randomUUID()}`)).apiKey
 const asClient = (client: string, headers: Record<string, string> = {}) => ({ 'x-api-key': client, ...headers })
 const post = (path: string, body: unknown, headers: Record<string, string>) =>
   fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
@@ -68,7 +70,7 @@ async function deletionJobCompleted(customerId: string): Promise<void> {
 
 describe('POST /customers', () => {
   it('names the new customer data.customer_id beside client_metadata.idempotent_identifier, on 201, 200 and GET', async () => {
-    const client = randomUUID()
+    const client = await newClient()
     const identifier = `user-${randomUUID()}`
     const first = await createCustomer(client, identifier)
     expect(first.status).toBe(201)
@@ -84,7 +86,7 @@ describe('POST /customers', () => {
   })
 
   it('answers an unknown customer and an unknown deletion with problem details', async () => {
-    const client = randomUUID()
+    const client = await newClient()
     const responses = [
       await fetch(`${url}/customers?idempotent_identifier=nobody`, { headers: asClient(client) }),
       await fetch(`${url}/customers/${randomUUID()}/deletion`, { headers: asClient(client) }),
@@ -99,7 +101,7 @@ describe('POST /customers', () => {
 
 describe('requests on behalf of a customer', () => {
   it("never replays one customer's response to another customer with the same key", async () => {
-    const client = randomUUID()
+    const client = await newClient()
     const a = await customerIdOf(await createCustomer(client, `a-${randomUUID()}`))
     const b = await customerIdOf(await createCustomer(client, `b-${randomUUID()}`))
     const key = randomUUID()
@@ -112,7 +114,7 @@ describe('requests on behalf of a customer', () => {
   })
 
   it('deletes everything of a deleted customer: a retry of its key runs anew for the customer later made with its identifier', async () => {
-    const client = randomUUID()
+    const client = await newClient()
     const identifier = `leaving-${randomUUID()}`
     const secret = `secret-${randomUUID()}`
     const onBehalf = asClient(client, { 'x-customer-idempotent-identifier': identifier })

@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
+import { CustomerNotFoundError, CustomerReferenceError } from '../../src/errors.ts'
 import type { HandlerResult, IdempotencyPolicy } from '../../src/http/index.ts'
 import type { Latch } from '../support/concurrency.ts'
 
@@ -12,7 +13,7 @@ export interface ContractRoute {
   plain?: (db: Kysely<any>) => Promise<unknown>
 }
 
-export const counters = { boom: 0, rejected: 0, declined: 0 }
+export const counters = { boom: 0, rejected: 0, declined: 0, unavailable: 0 }
 export const latches: { slow?: Latch } = {}
 
 async function insertItem(tx: Transaction<any>, name: string) {
@@ -112,6 +113,30 @@ export const contractRoutes: ContractRoute[] = [
       await insertItem(tx, body.name)
       return { status: 402, body: { error: 'card_declined' }, final: true }
     },
+  },
+  {
+    // A returned 5xx (also marked final) is sent but never stored, and its writes roll back.
+    method: 'post',
+    path: '/unavailable',
+    handler: async ({ tx, body }) => {
+      counters.unavailable++
+      await insertItem(tx, body.name)
+      return { status: 503, body: { error: 'try_later' }, final: body.final === true }
+    },
+  },
+  {
+    // A library error the handler raises (a customer lookup) is a problem, with or without a key.
+    method: 'post',
+    path: '/customer-errors',
+    handler: async ({ body }) => {
+      throw body.kind === 'not-found' ? new CustomerNotFoundError() : new CustomerReferenceError('Send X-Customer-Id or X-Customer-Idempotent-Identifier, not both.')
+    },
+  },
+  {
+    // A result that can never be stored (a NUL character).
+    method: 'post',
+    path: '/unstorable',
+    handler: async ({ tx, body }) => ({ status: 201, body: { ...(await insertItem(tx, body.name)), note: 'a\u0000b' } }),
   },
   {
     method: 'get',

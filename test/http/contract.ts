@@ -152,6 +152,32 @@ export function describeHttpContract(framework: string, start: StartServer): voi
       expect((await first).status).toBe(201)
     })
 
+    it('answers a connection lost during the claim with a retryable 503 problem, and the retry replays', async () => {
+      const key = randomUUID()
+      const name = randomUUID()
+      const latch = (latches.slow = new Latch())
+      const first = post('/waiting', { name }, { 'idempotency-key': key })
+      await latch.entered
+      const twin = post('/waiting', { name }, { 'idempotency-key': key })
+      // The twin's connection waits on the key's lock; end it from the server's side.
+      let pid: number | undefined
+      while (pid === undefined) {
+        const { rows } = await sql<{ pid: number }>`
+          select pid from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`.execute(database.db)
+        pid = rows[0]?.pid
+      }
+      await sql`select pg_terminate_backend(${pid})`.execute(database.db)
+      const lost = await twin
+      expect(lost.status).toBe(503)
+      expect(lost.headers.get('retry-after')).toBe('1')
+      expect(await problemOf(lost)).toMatchObject({ code: 'IDEMPOTENCY_STORE_FAILED', retryable: true })
+      latch.release()
+      expect((await first).status).toBe(201)
+      const retry = await post('/waiting', { name }, { 'idempotency-key': key })
+      expect(retry.headers.get('idempotent-replayed')).toBe('true')
+      expect(await items(name)).toBe(1)
+    })
+
     it("waits for the twin and replays its response with onConcurrent: 'wait'", async () => {
       const key = randomUUID()
       const name = randomUUID()
@@ -206,6 +232,48 @@ export function describeHttpContract(framework: string, start: StartServer): voi
       expect([first.status, again.status]).toEqual([402, 402])
       expect(again.headers.get('idempotent-replayed')).toBe('true')
       expect(counters.declined - declinedBefore).toBe(1)
+    })
+
+    it('sends a returned 5xx (final or not) without storing it, and rolls its writes back', async () => {
+      for (const final of [false, true]) {
+        const key = randomUUID()
+        const name = randomUUID()
+        const before = counters.unavailable
+        const first = await post('/unavailable', { name, final }, { 'idempotency-key': key })
+        const again = await post('/unavailable', { name, final }, { 'idempotency-key': key })
+        expect([first.status, again.status]).toEqual([503, 503])
+        expect(await first.json()).toEqual({ error: 'try_later' })
+        expect(again.headers.get('idempotent-replayed')).toBeNull()
+        expect(counters.unavailable - before).toBe(2)
+        expect(await keysOf(key)).toBe(0)
+        expect(await items(name)).toBe(0)
+      }
+    })
+
+    it("maps the library's errors to their problem status with a key and without one", async () => {
+      for (const key of [randomUUID(), undefined]) {
+        const headers: Record<string, string> = key === undefined ? {} : { 'idempotency-key': key }
+        const notFound = await post('/customer-errors', { kind: 'not-found' }, headers)
+        expect(notFound.status).toBe(404)
+        expect(await problemOf(notFound)).toMatchObject({ status: 404, code: 'CUSTOMER_NOT_FOUND', retryable: false })
+        const both = await post('/customer-errors', { kind: 'both' }, headers)
+        expect(both.status).toBe(400)
+        expect(await problemOf(both)).toMatchObject({ status: 400, code: 'CUSTOMER_REFERENCE_INVALID', retryable: false })
+      }
+    })
+
+    it('answers a result that can never be stored with its own non-retryable problem, storing nothing', async () => {
+      const key = randomUUID()
+      const name = randomUUID()
+      const response = await post('/unstorable', { name }, { 'idempotency-key': key })
+      expect(response.status).toBe(500)
+      const body = await problemOf(response)
+      expect(body.type).toMatch(/idempotency-result-invalid$/)
+      expect(body).toMatchObject({ code: 'IDEMPOTENCY_RESULT_INVALID', retryable: false })
+      expect(body.title).not.toMatch(/unavailable|retry/i)
+      expect(response.headers.get('retry-after')).toBeNull()
+      expect(await keysOf(key)).toBe(0)
+      expect(await items(name)).toBe(0)
     })
 
     it('lets GET pass through untouched', async () => {

@@ -2,6 +2,7 @@ import type { TestProject } from 'vitest/node'
 import { migrate } from '../../src/index.ts'
 import { connect, createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../../tools/databases.ts'
 import { startLocalPostgres } from '../../tools/local-postgres.ts'
+import { exitOnSetupError } from '../../tools/postgres-process.ts'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -13,7 +14,7 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
-  const server = await startLocalPostgres()
+  const server = await startLocalPostgres().catch(exitOnSetupError)
   console.log(`PostgreSQL for the tests: ${server.description}`)
   const template = uniqueDatabaseName('pgidem_template')
   try {
