@@ -110,9 +110,12 @@ export function loadSeed(target: 'adapters' | 'payments'): Seed {
 
 export type Vars = Record<string, string>
 
-/** Replaces `{{name}}` with the variable; an unknown name is an error in the corpus. */
+/**
+ * Replaces `{{name}}` with the variable and `{{c*N}}` with the character c N times (so a 100 KB
+ * path stays one short line of the corpus); an unknown name is an error in the corpus.
+ */
 export function fill(text: string, vars: Vars): string {
-  return text.replace(/\{\{([\w.]+)\}\}/g, (_, name: string) => {
+  return text.replace(/\{\{(\w)\*(\d+)\}\}/g, (_, c: string, times: string) => c.repeat(Number(times))).replace(/\{\{([\w.]+)\}\}/g, (_, name: string) => {
     const value = vars[name]
     if (value === undefined) throw new Error(`hostile corpus: unknown variable {{${name}}}`)
     return value
