@@ -14,6 +14,7 @@ export function describeHostileCorpus(framework: 'express' | 'fastify' | 'hono' 
   const database = useTestDatabase({ maxConnections: 4 })
   let child: ChildProcess
   let port = 0
+  let exitedWith: string | undefined
 
   beforeAll(async () => {
     child = spawn(process.execPath, [new URL('./serve.ts', import.meta.url).pathname, framework, database.url], { stdio: ['ignore', 'pipe', 'inherit'] })
@@ -24,7 +25,10 @@ export function describeHostileCorpus(framework: 'express' | 'fastify' | 'hono' 
         const match = /listening (\d+)/.exec(out)
         if (match) resolve(Number(match[1]))
       })
-      child.once('exit', (code) => reject(new Error(`the ${framework} server exited (${code}) before listening`)))
+      child.once('exit', (code, signal) => {
+        exitedWith = `${code ?? signal}`
+        reject(new Error(`the ${framework} server exited (${exitedWith}) before listening`))
+      })
     })
   })
   afterAll(async () => {
@@ -50,6 +54,8 @@ export function describeHostileCorpus(framework: 'express' | 'fastify' | 'hono' 
       },
     })
     console.log(formatReport(report))
+    // A crash shows as every later entry closed; say so plainly.
+    expect(exitedWith, `the ${framework} server process exited during the corpus`).toBeUndefined()
     expect(report.failures.length, `hostile corpus on ${framework}: entries that failed (the table above)`).toBe(0)
   })
 }
