@@ -128,7 +128,10 @@ export class IdempotencySnapshotConflictError extends IdempotencyError {
   }
 }
 
-/** A value that must be JSON is not: a request (`400`) or a handler's result (`500`). */
+/**
+ * A value that must be JSON is not: a request (`400`), a handler's result (`422`: it can never be
+ * stored, so a retry cannot help; most often it echoes the request, a NUL character say) or an event.
+ */
 export class IdempotencyJsonError extends IdempotencyError {
   /** Where in the value the problem is, as a JSON pointer-like path (`$.items[2].price`). */
   readonly path: string
@@ -139,7 +142,7 @@ export class IdempotencyJsonError extends IdempotencyError {
     problem: string,
   ) {
     const what = { [IdempotencyErrorCode.REQUEST_INVALID]: 'request', [IdempotencyErrorCode.RESULT_INVALID]: 'result', [IdempotencyErrorCode.EVENT_INVALID]: 'event payload' }[code]
-    super(code, code === IdempotencyErrorCode.REQUEST_INVALID ? 400 : 500, `The ${what} is not storable JSON at ${path}: ${problem}.`)
+    super(code, code === IdempotencyErrorCode.REQUEST_INVALID ? 400 : code === IdempotencyErrorCode.RESULT_INVALID ? 422 : 500, `The ${what} is not storable JSON at ${path}: ${problem}.`)
     this.path = path
   }
 }

@@ -313,7 +313,7 @@ describe('results that are not JSON', () => {
         return value
       }),
     )
-    await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.RESULT_INVALID, httpStatus: 500, path })
+    await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.RESULT_INVALID, httpStatus: 422, path })
     expect(await countKeys(database.db, key)).toBe(0)
     expect(await countEntries(database.db, account)).toBe(0)
   })

@@ -92,7 +92,7 @@ export function problemFromError(base: string, error: IdempotencyError, mismatch
       return problem(base, ProblemType.KEY_IN_PROGRESS, 409, error.message, { ...extra, retryAfterSeconds })
     }
     case IdempotencyErrorCode.RESULT_INVALID:
-      return problem(base, ProblemType.RESULT_INVALID, 500, 'The server produced a response that cannot be stored for replay; nothing was stored. Retrying will not help.', extra)
+      return problem(base, ProblemType.RESULT_INVALID, 422, 'The response to this request cannot be stored for replay (it holds a NUL character or another value JSON cannot keep); nothing was stored. Retrying will not help.', extra)
     case IdempotencyErrorCode.CUSTOMER_IDENTIFIER_INVALID:
     case IdempotencyErrorCode.CUSTOMER_IDENTIFIER_PERSONAL_DATA:
     case IdempotencyErrorCode.CUSTOMER_REFERENCE_INVALID:

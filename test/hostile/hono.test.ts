@@ -1,0 +1,3 @@
+import { describeHostileCorpus } from './describe-corpus.ts'
+
+describeHostileCorpus('hono')
