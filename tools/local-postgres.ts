@@ -81,7 +81,7 @@ async function startEmbedded(durable: boolean): Promise<LocalPostgres> {
   }
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer()
     probe.once('error', reject)

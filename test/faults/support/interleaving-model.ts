@@ -143,7 +143,7 @@ function tally(report: ModelReport, seen: Seen[]): void {
 }
 
 /** What the requests saw against what the database holds, per key. */
-function keyViolations(states: KeyState[], seen: Seen[]): string[] {
+export function keyViolations(states: KeyState[], seen: Seen[]): string[] {
   const found: string[] = []
   for (const state of states) {
     const mine = seen.filter((s) => s.request.key === state.key)
