@@ -1,6 +1,6 @@
 // The randomized interleaving model, short form: seconds of random requests with faults on a
 // few keys at once, checked after each interleaving. `npm run test:faults` runs the long form
-// (tools/fault-suite.ts). FAULT_SEED=<n> repeats a run's requests.
+// (test/faults/long-form.ts). FAULT_SEED=<n> repeats a run's requests.
 import { randomInt } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { afterAll, beforeAll, expect, it } from 'vitest'
