@@ -85,7 +85,7 @@ describe.skipIf(!installed)(`PgBouncer in transaction pooling mode (${installed?
 
   it('holds every invariant through a short run of the interleaving model', async () => {
     const seed = Number(process.env.FAULT_SEED ?? Math.floor(Math.random() * 2 ** 31))
-    const report = await runModel({ seed, interleavings: 10, workers: 6, keys: 3, requestsPerWorker: 4, pools: { pgbouncer: plain }, admin: database.db })
+    const report = await runModel({ seed, interleavings: 6, workers: 6, keys: 3, requestsPerWorker: 4, pools: { pgbouncer: plain }, admin: database.db })
     console.log(`through ${bouncer.version}: ${formatReport(report)}`)
     expect(report.violations).toEqual([])
   })

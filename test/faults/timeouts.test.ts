@@ -53,9 +53,9 @@ const CASES: Record<string, TimeoutCase> = {
   'lock_timeout in fn': { setting: "lock_timeout = '100ms'", fnWaits: true, expected: "fn's error" },
   'statement_timeout at the store': { setting: "statement_timeout = '300ms'", hold: 'key table', expected: 'typed store failure' },
   'lock_timeout at the store': { setting: "lock_timeout = '100ms'", hold: 'key table', expected: 'typed store failure' },
-  'idle_in_transaction_session_timeout before the claim': { setting: "idle_in_transaction_session_timeout = '100ms'", idle: 'before the claim', expected: 'lost connection' },
-  'idle_in_transaction_session_timeout in fn after its writes': { setting: "idle_in_transaction_session_timeout = '100ms'", idle: 'in fn after its writes', expected: 'lost connection' },
-  'idle_in_transaction_session_timeout before COMMIT': { setting: "idle_in_transaction_session_timeout = '100ms'", idle: 'before COMMIT', expected: 'lost connection' },
+  'idle_in_transaction_session_timeout before the claim': { setting: "idle_in_transaction_session_timeout = '300ms'", idle: 'before the claim', expected: 'lost connection' },
+  'idle_in_transaction_session_timeout in fn after its writes': { setting: "idle_in_transaction_session_timeout = '300ms'", idle: 'in fn after its writes', expected: 'lost connection' },
+  'idle_in_transaction_session_timeout before COMMIT': { setting: "idle_in_transaction_session_timeout = '300ms'", idle: 'before COMMIT', expected: 'lost connection' },
 }
 
 async function timedOut(db: Kysely<any>, c: TimeoutCase, key: string, savepoint: boolean) {

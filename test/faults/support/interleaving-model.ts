@@ -156,7 +156,8 @@ export function keyViolations(states: KeyState[], seen: Seen[]): string[] {
       }
     }
     const stored = state.status === 'completed' || state.status === 'failed'
-    if (stored && firsts.length === 0 && !mine.some((s) => s.unknownOutcome || s.rejection !== undefined)) {
+    // Only a COMMIT whose answer was lost can store a key without the client knowing.
+    if (stored && firsts.length === 0 && !mine.some((s) => s.unknownOutcome && s.outcome?.replayed === false)) {
       found.push(`${state.key}: stored (${state.status}) although no request committed a first call`)
     }
   }
