@@ -38,15 +38,15 @@ afterAll(async () => {
 
 /** Where the connection dies. */
 type Step =
-  | 'claim' // while the claim waits on the key's lock
+  | 'the claim' // while the claim waits on the key's lock
   | 'fn before its writes'
   | 'fn after its writes'
-  | 'store' // while the stored result waits on the key table
-  | 'before COMMIT' // after withIdempotency returned, before the caller commits
-  | 'COMMIT' // while the COMMIT runs (a deferred trigger waits on the commit gate)
-  | 'COMMIT reply' // after the server committed, before the client heard (the proxy drops it)
+  | 'the store' // while the stored result waits on the key table
+  | 'the return, before COMMIT' // after withIdempotency returned, before the caller commits
+  | 'the COMMIT' // while the COMMIT runs (a deferred trigger waits on the commit gate)
+  | "the COMMIT's reply" // after the server committed, before the client heard (the proxy drops it)
 
-const STEPS: Step[] = ['claim', 'fn before its writes', 'fn after its writes', 'store', 'before COMMIT', 'COMMIT', 'COMMIT reply']
+const STEPS: Step[] = ['the claim', 'fn before its writes', 'fn after its writes', 'the store', 'the return, before COMMIT', 'the COMMIT', "the COMMIT's reply"]
 
 interface Faulted {
   /** What db.transaction().execute rejected with. */
@@ -61,10 +61,10 @@ interface Faulted {
 async function faulted(db: Kysely<any>, step: Step, key: string, savepoint: boolean): Promise<Faulted> {
   const admin = database.db
   let held: Held | undefined
-  if (step === 'claim') held = await holdKey(admin, SCOPE, key)
-  if (step === 'store') held = await holdKeyTable(admin)
-  if (step === 'COMMIT') held = await holdCommitGate(admin)
-  const cut = step === 'COMMIT reply' ? proxy.cutNextCommitReply() : undefined
+  if (step === 'the claim') held = await holdKey(admin, SCOPE, key)
+  if (step === 'the store') held = await holdKeyTable(admin)
+  if (step === 'the COMMIT') held = await holdCommitGate(admin)
+  const cut = step === "the COMMIT's reply" ? proxy.cutNextCommitReply() : undefined
   const seen: Omit<Faulted, 'rejection'> = { thrown: undefined, fnError: undefined }
   let pid = 0
 
@@ -88,15 +88,15 @@ async function faulted(db: Kysely<any>, step: Step, key: string, savepoint: bool
       throw error
     }
     // pid came from fn, so no statement of the caller's sends a held store early.
-    if (step === 'before COMMIT') await terminate(admin, pid)
+    if (step === 'the return, before COMMIT') await terminate(admin, pid)
   })
   const rejection = attempt.then(
     () => undefined,
     (error: unknown) => error ?? new Error('rejected with nothing'),
   )
-  if (step === 'claim') await terminate(admin, (await untilWaiting(admin, 'advisory'))[0]!)
-  if (step === 'store') await terminate(admin, (await untilWaiting(admin, 'relation'))[0]!)
-  if (step === 'COMMIT') await terminate(admin, (await untilWaiting(admin, 'advisory'))[0]!)
+  if (step === 'the claim') await terminate(admin, (await untilWaiting(admin, 'advisory'))[0]!)
+  if (step === 'the store') await terminate(admin, (await untilWaiting(admin, 'relation'))[0]!)
+  if (step === 'the COMMIT') await terminate(admin, (await untilWaiting(admin, 'advisory'))[0]!)
   const result = { ...seen, rejection: await rejection }
   await held?.release()
   await cut
@@ -105,51 +105,60 @@ async function faulted(db: Kysely<any>, step: Step, key: string, savepoint: bool
 
 /** Whether the lost connection is met by one of the library's own statements (claim or store). */
 function metByLibrary(step: Step, pool: PoolKind, savepoint: boolean): boolean {
-  if (step === 'claim') return true
+  if (step === 'the claim') return true
   // On an optimizePool pool without a savepoint the store waits for COMMIT, whose failure is an
   // unknown outcome reported as node-postgres reports it (docs/optimized-pool.md).
-  return (step === 'fn after its writes' || step === 'store') && (pool === 'plain' || savepoint)
+  return (step === 'fn after its writes' || step === 'the store') && (pool === 'plain' || savepoint)
 }
 
-describe.each<PoolKind>(['plain', 'optimized'])('%s pool', (pool) => {
-  describe.each([false, true])('savepoint: %s', (savepoint) => {
-    it.each(STEPS)('connection killed at %s: all or nothing, a retry replays or runs fn once, a typed retryable error', async (step) => {
-      const db = pools[pool]
-      const key = randomUUID()
-      const { rejection, thrown, fnError } = await faulted(db, step, key, savepoint)
-      expect(rejection, 'the request must fail').toBeDefined()
+const seenAt = new Map<string, Faulted>()
+const CASES = (['plain', 'optimized'] as const).flatMap((pool) => [false, true].flatMap((savepoint) => STEPS.map((step) => ({ pool, savepoint, step }))))
 
-      // All or nothing: the COMMIT's reply alone is lost after the server committed.
-      const [state] = await keyStates(database.db, [key])
-      const committed = step === 'COMMIT reply'
-      expect(state).toMatchObject(committed ? { runs: [expect.any(String)], status: 'completed' } : { runs: [], status: null })
-      expect(await invariantViolations(database.db, [key], SCOPE)).toEqual([])
+describe('all or nothing', () => {
+  it.for(CASES)('$pool pool, savepoint $savepoint, killed at $step: nothing half done, a retry replays or runs fn once', async ({ pool, savepoint, step }) => {
+    const db = pools[pool]
+    const key = randomUUID()
+    const faultedRequest = await faulted(db, step, key, savepoint)
+    seenAt.set(`${pool} ${savepoint} ${step}`, faultedRequest)
+    expect(faultedRequest.rejection, 'the request must fail').toBeDefined()
 
-      // The retry (the pool has replaced the dead connection) replays, or runs fn once.
-      let runs = 0
-      const retry = await db.transaction().execute((tx) =>
-        withIdempotency(tx, { scope: SCOPE, key, request: { key } }, (tx) => (runs++, writeEffect(tx, key)), { savepoint }),
-      )
-      expect({ replayed: retry.replayed, runs }).toEqual(committed ? { replayed: true, runs: 0 } : { replayed: false, runs: 1 })
-      const [after] = await keyStates(database.db, [key])
-      expect(after).toMatchObject({ runs: [retry.value.run], status: 'completed' })
-      expect(JSON.stringify(retry.value)).toBe(after!.response)
-      expect(await invariantViolations(database.db, [key], SCOPE)).toEqual([])
+    // All or nothing: the COMMIT's reply alone is lost after the server committed.
+    const [state] = await keyStates(database.db, [key])
+    const committed = step === "the COMMIT's reply"
+    expect(state).toMatchObject(committed ? { runs: [expect.any(String)], status: 'completed' } : { runs: [], status: null })
+    expect(await invariantViolations(database.db, [key], SCOPE)).toEqual([])
 
-      // fn's own error passes through unchanged.
-      if (step === 'fn before its writes') expect(thrown).toBe(fnError)
-      // Every error of the library's is typed, with a stable code, and retryable: the connection
-      // was lost, the same request may well succeed.
-      for (const error of [thrown, rejection]) {
-        const typed = libraryErrorIn(error)
-        if (typed) expect({ code: isStableCode(typed.code), retryable: typed.retryable }, typed.message).toEqual({ code: true, retryable: true })
-      }
-      if (metByLibrary(step, pool, savepoint)) {
-        expect(thrown, 'withIdempotency raises a typed error').toBeInstanceOf(IdempotencyError)
-        expect(libraryErrorIn(rejection), "the typed error is reachable from the transaction's rejection (cause)").toMatchObject({
-          code: (thrown as IdempotencyError).code,
-        })
-      }
-    })
+    // The retry (the pool has replaced the dead connection) replays, or runs fn once.
+    let runs = 0
+    const retry = await db.transaction().execute((tx) =>
+      withIdempotency(tx, { scope: SCOPE, key, request: { key } }, (tx) => (runs++, writeEffect(tx, key)), { savepoint }),
+    )
+    expect({ replayed: retry.replayed, runs }).toEqual(committed ? { replayed: true, runs: 0 } : { replayed: false, runs: 1 })
+    const [after] = await keyStates(database.db, [key])
+    expect(after).toMatchObject({ runs: [retry.value.run], status: 'completed' })
+    expect(JSON.stringify(retry.value)).toBe(after!.response)
+    expect(await invariantViolations(database.db, [key], SCOPE)).toEqual([])
+  })
+})
+
+describe('typed errors', () => {
+  it.for(CASES)('$pool pool, savepoint $savepoint, killed at $step: the library raises a typed, retryable error the caller can reach', ({ pool, savepoint, step }) => {
+    const seen = seenAt.get(`${pool} ${savepoint} ${step}`)
+    expect(seen, 'the fault ran').toBeDefined()
+    const { rejection, thrown, fnError } = seen!
+    // fn's own error passes through unchanged.
+    if (step === 'fn before its writes') expect(thrown).toBe(fnError)
+    // Every error of the library's is typed, with a stable code, and retryable: the connection
+    // was lost, the same request may well succeed.
+    for (const error of [thrown, rejection]) {
+      const typed = libraryErrorIn(error)
+      if (typed) expect({ code: isStableCode(typed.code), retryable: typed.retryable }, typed.message).toEqual({ code: true, retryable: true })
+    }
+    if (metByLibrary(step, pool, savepoint)) {
+      expect(thrown, 'withIdempotency raises a typed error').toBeInstanceOf(IdempotencyError)
+      expect(libraryErrorIn(rejection), "the typed error is reachable from the transaction's rejection (cause)").toMatchObject({
+        code: (thrown as IdempotencyError).code,
+      })
+    }
   })
 })

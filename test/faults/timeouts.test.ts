@@ -107,54 +107,64 @@ async function timedOut(db: Kysely<any>, c: TimeoutCase, key: string, savepoint:
   return { rejection, thrown, fnError }
 }
 
-describe.each(['plain', 'optimized'] as const)('%s pool', (pool) => {
-  describe.each([false, true])('savepoint: %s', (savepoint) => {
-    it.each(Object.keys(CASES))('%s: nothing committed, a retry runs fn once, the error says what happened', async (name) => {
-      const c = CASES[name]!
-      const db = pools[pool]
-      const key = randomUUID()
-      const { rejection, thrown, fnError } = await timedOut(db, c, key, savepoint)
-      expect(rejection, 'the request must fail').toBeDefined()
-      expect((await keyStates(database.db, [key]))[0]).toMatchObject({ runs: [], status: null })
+type Seen = Awaited<ReturnType<typeof timedOut>>
+const seenIn = new Map<string, Seen>()
+const MATRIX = (['plain', 'optimized'] as const).flatMap((pool) => [false, true].flatMap((savepoint) => Object.keys(CASES).map((name) => ({ pool, savepoint, name }))))
 
-      let runs = 0
-      const retry = await db.transaction().execute((tx) =>
-        withIdempotency(tx, { scope: SCOPE, key, request: { key } }, (tx) => (runs++, writeEffect(tx, key)), { savepoint }),
-      )
-      expect({ replayed: retry.replayed, runs }).toEqual({ replayed: false, runs: 1 })
-      expect(await invariantViolations(database.db, [key], SCOPE)).toEqual([])
+describe('all or nothing', () => {
+  it.for(MATRIX)('$pool pool, savepoint $savepoint, $name: nothing committed, a retry runs fn once', async ({ pool, savepoint, name }) => {
+    const db = pools[pool]
+    const key = randomUUID()
+    const seen = await timedOut(db, CASES[name]!, key, savepoint)
+    seenIn.set(`${pool} ${savepoint} ${name}`, seen)
+    expect(seen.rejection, 'the request must fail').toBeDefined()
+    expect((await keyStates(database.db, [key]))[0]).toMatchObject({ runs: [], status: null })
 
-      for (const error of [thrown, rejection]) {
-        const typed = libraryErrorIn(error)
-        if (typed) expect(isStableCode(typed.code), typed.code).toBe(true)
+    let runs = 0
+    const retry = await db.transaction().execute((tx) =>
+      withIdempotency(tx, { scope: SCOPE, key, request: { key } }, (tx) => (runs++, writeEffect(tx, key)), { savepoint }),
+    )
+    expect({ replayed: retry.replayed, runs }).toEqual({ replayed: false, runs: 1 })
+    expect(await invariantViolations(database.db, [key], SCOPE)).toEqual([])
+  })
+})
+
+describe('the error says what happened', () => {
+  it.for(MATRIX)('$pool pool, savepoint $savepoint, $name', ({ pool, savepoint, name }) => {
+    const c = CASES[name]!
+    const seen = seenIn.get(`${pool} ${savepoint} ${name}`)
+    expect(seen, 'the fault ran').toBeDefined()
+    const { rejection, thrown, fnError } = seen!
+    for (const error of [thrown, rejection]) {
+      const typed = libraryErrorIn(error)
+      if (typed) expect(isStableCode(typed.code), typed.code).toBe(true)
+    }
+    switch (c.expected) {
+      case 'key in progress':
+        expect(thrown).toMatchObject({ code: IdempotencyErrorCode.KEY_IN_PROGRESS, retryable: true })
+        break
+      case "fn's error":
+        expect(thrown).toBe(fnError)
+        break
+      case 'typed store failure': {
+        // On an optimizePool pool without a savepoint the store travels with COMMIT, which
+        // rejects with the same typed error.
+        const typed = libraryErrorIn(pool === 'optimized' && !savepoint ? rejection : thrown)
+        expect(typed, 'a typed error').toBeInstanceOf(IdempotencyError)
+        expect(typed!.code, 'a timeout at the store is not a concurrent twin').not.toBe(IdempotencyErrorCode.KEY_IN_PROGRESS)
+        expect(typed!.retryable).toBe(true)
+        break
       }
-      switch (c.expected) {
-        case 'key in progress':
-          expect(thrown).toMatchObject({ code: IdempotencyErrorCode.KEY_IN_PROGRESS, retryable: true })
-          break
-        case "fn's error":
-          expect(thrown).toBe(fnError)
-          break
-        case 'typed store failure': {
-          // On an optimizePool pool without a savepoint the store travels with COMMIT, which
-          // rejects with the same typed error.
-          const typed = libraryErrorIn(pool === 'optimized' && !savepoint ? rejection : thrown)
-          expect(typed, 'a typed error').toBeInstanceOf(IdempotencyError)
-          expect(typed!.code, 'a timeout at the store is not a concurrent twin').not.toBe(IdempotencyErrorCode.KEY_IN_PROGRESS)
-          expect(typed!.retryable).toBe(true)
-          break
+      case 'lost connection': {
+        const typed = libraryErrorIn(thrown) ?? libraryErrorIn(rejection)
+        if (typed) expect(typed.retryable, typed.message).toBe(true)
+        const metByLibrary = c.idle === 'before the claim' || (c.idle === 'in fn after its writes' && (pool === 'plain' || savepoint))
+        if (metByLibrary) {
+          expect(thrown, 'withIdempotency raises a typed error').toBeInstanceOf(IdempotencyError)
+          expect(libraryErrorIn(rejection), "the typed error is reachable from the transaction's rejection (cause)").toBeDefined()
         }
-        case 'lost connection': {
-          const typed = libraryErrorIn(thrown) ?? libraryErrorIn(rejection)
-          if (typed) expect(typed.retryable, typed.message).toBe(true)
-          const metByLibrary = c.idle === 'before the claim' || (c.idle === 'in fn after its writes' && (pool === 'plain' || savepoint))
-          if (metByLibrary) {
-            expect(thrown, 'withIdempotency raises a typed error').toBeInstanceOf(IdempotencyError)
-            expect(libraryErrorIn(rejection), "the typed error is reachable from the transaction's rejection (cause)").toBeDefined()
-          }
-          break
-        }
+        break
       }
-    })
+    }
   })
 })
