@@ -14,6 +14,7 @@ import { startCuttingProxy, type CuttingProxy } from './support/cutting-proxy.ts
 import { createEffects, writeEffect, type EffectValue } from './support/effects.ts'
 import { holdCommitGate, holdKey, holdKeyTable, installCommitGate, type Held } from './support/holds.ts'
 import { invariantViolations, keyStates } from './support/invariants.ts'
+import { runTransaction } from './support/transaction-runner.ts'
 import { isStableCode, libraryErrorIn } from './support/typed-errors.ts'
 
 const SCOPE = 'faults:killed'
@@ -49,7 +50,7 @@ type Step =
 const STEPS: Step[] = ['the claim', 'fn before its writes', 'fn after its writes', 'the store', 'the return, before COMMIT', 'the COMMIT', "the COMMIT's reply"]
 
 interface Faulted {
-  /** What db.transaction().execute rejected with. */
+  /** What the transaction rejected with (see support/transaction-runner.ts). */
   rejection: unknown
   /** What withIdempotency itself threw, if it threw. */
   thrown: unknown
@@ -80,7 +81,7 @@ async function faulted(db: Kysely<any>, step: Step, key: string, savepoint: bool
       throw error
     }
   }
-  const attempt = db.transaction().execute(async (tx) => {
+  const attempt = runTransaction(db.transaction(), async (tx) => {
     try {
       await withIdempotency(tx, { scope: SCOPE, key, request: { key } }, fn, { savepoint })
     } catch (error) {

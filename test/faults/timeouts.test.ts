@@ -13,6 +13,7 @@ import { backendPid, untilGone } from './support/backends.ts'
 import { createEffects, writeEffect } from './support/effects.ts'
 import { holdCommitGate, holdKey, holdKeyTable, type Held } from './support/holds.ts'
 import { invariantViolations, keyStates } from './support/invariants.ts'
+import { runTransaction } from './support/transaction-runner.ts'
 import { isStableCode, libraryErrorIn } from './support/typed-errors.ts'
 
 const SCOPE = 'faults:timeouts'
@@ -68,40 +69,37 @@ async function timedOut(db: Kysely<any>, c: TimeoutCase, key: string, savepoint:
   let thrown: unknown
   let fnError: unknown
   let pid = 0
-  const rejection = await db
-    .transaction()
-    .execute(async (tx) => {
-      if (c.idle !== 'in fn after its writes') await setLocal(tx)
-      if (c.idle === 'before the claim') await untilGone(admin, await backendPid(tx))
-      try {
-        await withIdempotency(
-          tx,
-          { scope: SCOPE, key, request: { key } },
-          async (tx) => {
-            try {
-              if (c.idle === 'in fn after its writes') await setLocal(tx)
-              pid = await backendPid(tx)
-              const value = await writeEffect(tx, key)
-              if (c.fnWaits) await sql`select pg_advisory_xact_lock_shared(730001)`.execute(tx)
-              if (c.idle === 'in fn after its writes') await untilGone(admin, pid)
-              return value
-            } catch (error) {
-              fnError = error
-              throw error
-            }
-          },
-          { savepoint, ...c.options },
-        )
-      } catch (error) {
-        thrown = error
-        throw error
-      }
-      if (c.idle === 'before COMMIT') await untilGone(admin, pid)
-    })
-    .then(
-      () => undefined,
-      (error: unknown) => error ?? new Error('rejected with nothing'),
-    )
+  const rejection = await runTransaction(db.transaction(), async (tx) => {
+    if (c.idle !== 'in fn after its writes') await setLocal(tx)
+    if (c.idle === 'before the claim') await untilGone(admin, await backendPid(tx))
+    try {
+      await withIdempotency(
+        tx,
+        { scope: SCOPE, key, request: { key } },
+        async (tx) => {
+          try {
+            if (c.idle === 'in fn after its writes') await setLocal(tx)
+            pid = await backendPid(tx)
+            const value = await writeEffect(tx, key)
+            if (c.fnWaits) await sql`select pg_advisory_xact_lock_shared(730001)`.execute(tx)
+            if (c.idle === 'in fn after its writes') await untilGone(admin, pid)
+            return value
+          } catch (error) {
+            fnError = error
+            throw error
+          }
+        },
+        { savepoint, ...c.options },
+      )
+    } catch (error) {
+      thrown = error
+      throw error
+    }
+    if (c.idle === 'before COMMIT') await untilGone(admin, pid)
+  }).then(
+    () => undefined,
+    (error: unknown) => error ?? new Error('rejected with nothing'),
+  )
   await held?.release()
   await gate?.release()
   return { rejection, thrown, fnError }

@@ -4,6 +4,7 @@ import { sql, type IsolationLevel, type Kysely, type Transaction } from 'kysely'
 import { FinalFailure, withIdempotency, type IdempotencyOutcome, type WithIdempotencyOptions } from '../../../src/index.ts'
 import { backendPid, terminate, untilGone } from './backends.ts'
 import { writeEffect, type EffectValue } from './effects.ts'
+import { runTransaction } from './transaction-runner.ts'
 
 export const OPS = {
   call: 30, // a first call or a retry, whichever the key's state makes it
@@ -85,25 +86,22 @@ export async function runRequest(db: Kysely<any>, admin: Kysely<any>, request: R
   let outcome: IdempotencyOutcome<EffectValue> | undefined
   let swallowed = false
   try {
-    await db
-      .transaction()
-      .setIsolationLevel(isolation)
-      .execute(async (tx) => {
-        try {
-          outcome = await withIdempotency(tx, { scope, key, request: { key } }, fn, op === 'final failure' ? { ...options, savepoint: true } : options)
-        } catch (error) {
-          seen.thrown = error
-          seen.thrownByFn = fnErrors.has(error)
-          if (op === 'caller swallows and commits' && seen.thrownByFn) {
-            swallowed = true
-            return
-          }
-          throw error
+    await runTransaction(db.transaction().setIsolationLevel(isolation), async (tx) => {
+      try {
+        outcome = await withIdempotency(tx, { scope, key, request: { key } }, fn, op === 'final failure' ? { ...options, savepoint: true } : options)
+      } catch (error) {
+        seen.thrown = error
+        seen.thrownByFn = fnErrors.has(error)
+        if (op === 'caller swallows and commits' && seen.thrownByFn) {
+          swallowed = true
+          return
         }
-        // fn did not run on a replay: no statement is held back then, so asking is harmless.
-        if (op === 'kill before COMMIT') await terminate(admin, pid || (await backendPid(tx)))
-        if (op === 'caller rollback') throw new CallerRollback()
-      })
+        throw error
+      }
+      // fn did not run on a replay: no statement is held back then, so asking is harmless.
+      if (op === 'kill before COMMIT') await terminate(admin, pid || (await backendPid(tx)))
+      if (op === 'caller rollback') throw new CallerRollback()
+    })
     seen.outcome = outcome
     // A swallowed error without a savepoint left the transaction aborted: its COMMIT rolled back.
     seen.committed = !swallowed
