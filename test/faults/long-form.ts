@@ -8,6 +8,7 @@ import { randomInt } from 'node:crypto'
 import { sql, type Kysely } from 'kysely'
 import { migrate, withIdempotency } from '../../src/index.ts'
 import { until } from './support/backends.ts'
+import { startCuttingProxy } from './support/cutting-proxy.ts'
 import { createEffects, writeEffect } from './support/effects.ts'
 import { startFaultServer } from './support/fault-server.ts'
 import { formatReport, runModel, type ModelReport } from './support/interleaving-model.ts'
@@ -30,7 +31,9 @@ try {
   const admin = connect(url, 8)
   await migrate(admin)
   await createEffects(admin)
-  const pools = { plain: connect(url, 4), optimized: connect(url, 4, { optimized: true }) }
+  // Requests go through a proxy that can drop a COMMIT's reply; kills and checks go direct.
+  const proxy = await startCuttingProxy(url)
+  const pools = { plain: connect(proxy.url, 4), optimized: connect(proxy.url, 4, { optimized: true }) }
 
   // Restarts spread evenly over the run, alternating fast and immediate, each while at least
   // one request's transaction is open on the server.
@@ -42,6 +45,7 @@ try {
     ...shape,
     pools,
     admin,
+    cutCommitReply: () => void proxy.cutNextCommitReply(),
     during: async (i, inFlight) => {
       if (!restartAt.has(i)) return
       const mode = restartLog.length % 2 === 0 ? 'fast' : 'immediate'
@@ -62,6 +66,7 @@ try {
   console.log(`\n== the model on a plain and an optimizePool pool, direct\n${formatReport(report)}\n  restarts: ${restartLog.join('; ') || 'none'}`)
   collect('direct', report)
   await Promise.all(Object.values(pools).map((db) => db.destroy()))
+  await proxy.close()
 
   const found = await findPgBouncer()
   if (!found) console.log('\n== pgbouncer is not installed (apt-get install -y pgbouncer): the PgBouncer part is skipped')

@@ -21,6 +21,8 @@ export interface ModelOptions {
   admin: Kysely<any>
   /** Ops to leave out (a pooler that cannot carry them, say). */
   without?: readonly Op[]
+  /** Arms the proxy the pools go through to drop the next COMMIT's reply; without it that op is left out. */
+  cutCommitReply?: () => void
   /** Runs beside each interleaving's requests (a server restart, say); awaited before the checks. */
   during?: (interleaving: number, inFlight: () => number) => Promise<void>
   /** Called after each interleaving. */
@@ -67,7 +69,8 @@ function pick<T>(next: () => number, weighted: [T, number][]): T {
 
 export async function runModel(options: ModelOptions): Promise<ModelReport> {
   const next = random(options.seed)
-  const ops = (Object.entries(OPS) as [Op, number][]).filter(([op]) => !options.without?.includes(op))
+  const without: Op[] = [...(options.without ?? []), ...(options.cutCommitReply ? [] : ["COMMIT's reply lost" as const])]
+  const ops = (Object.entries(OPS) as [Op, number][]).filter(([op]) => !without.includes(op))
   const pools = Object.keys(options.pools)
   const report: ModelReport = {
     seed: options.seed,
@@ -104,7 +107,7 @@ export async function runModel(options: ModelOptions): Promise<ModelReport> {
       const seen: Seen[] = []
       for (const request of plan) {
         inFlight++
-        seen.push(await runRequest(options.pools[request.pool]!, options.admin, request))
+        seen.push(await runRequest(options.pools[request.pool]!, options.admin, request, options.cutCommitReply))
         inFlight--
       }
       return seen

@@ -15,6 +15,7 @@ export const OPS = {
   'kill in fn before its writes': 4,
   'kill in fn after its writes': 4,
   'kill before COMMIT': 4,
+  "COMMIT's reply lost": 3, // the server commits, the client's connection drops (needs the proxy)
   'statement timeout in fn': 3,
   'idle timeout in fn': 2,
   'reject if busy': 6, // onConcurrent: 'reject'
@@ -23,7 +24,7 @@ export const OPS = {
 
 export type Op = keyof typeof OPS
 /** Ops after which a lost connection is expected. */
-export const CONNECTION_FAULTS: readonly Op[] = ['kill in fn before its writes', 'kill in fn after its writes', 'kill before COMMIT', 'idle timeout in fn']
+export const CONNECTION_FAULTS: readonly Op[] = ['kill in fn before its writes', 'kill in fn after its writes', 'kill before COMMIT', 'idle timeout in fn', "COMMIT's reply lost"]
 
 export interface Request {
   op: Op
@@ -52,9 +53,14 @@ export interface Seen {
 class CallerRollback extends Error {}
 class FnThrows extends Error {}
 
-/** Runs one request; never rejects (every failure is in what it returns). */
-export async function runRequest(db: Kysely<any>, admin: Kysely<any>, request: Request): Promise<Seen> {
+/**
+ * Runs one request; never rejects (every failure is in what it returns). `cutCommitReply` arms a
+ * proxy in front of `db` to drop the next COMMIT's reply (support/cutting-proxy.ts): with several
+ * requests at once, the next COMMIT may be another's, which is as good a fault.
+ */
+export async function runRequest(db: Kysely<any>, admin: Kysely<any>, request: Request, cutCommitReply?: () => void): Promise<Seen> {
   const { op, key, scope, isolation, savepoint } = request
+  if (op === "COMMIT's reply lost") cutCommitReply?.()
   const seen: Seen = { request, committed: false, unknownOutcome: false, thrownByFn: false }
   const fnErrors = new Set<unknown>()
   const options: WithIdempotencyOptions<any> = { savepoint }
