@@ -11,7 +11,7 @@ import { connect } from '../../tools/databases.ts'
 import { useTestDatabase } from '../support/test-database.ts'
 import { backendPid, untilGone } from './support/backends.ts'
 import { createEffects, writeEffect } from './support/effects.ts'
-import { holdCommitGate, holdKey, holdKeyTable, type Held } from './support/holds.ts'
+import { holdCommitGate, holdKey, holdKeyTable, passCommitGate, type Held } from './support/holds.ts'
 import { invariantViolations, keyStates } from './support/invariants.ts'
 import { runTransaction } from './support/transaction-runner.ts'
 import { isStableCode, libraryErrorIn } from './support/typed-errors.ts'
@@ -81,7 +81,7 @@ async function timedOut(db: Kysely<any>, c: TimeoutCase, key: string, savepoint:
             if (c.idle === 'in fn after its writes') await setLocal(tx)
             pid = await backendPid(tx)
             const value = await writeEffect(tx, key)
-            if (c.fnWaits) await sql`select pg_advisory_xact_lock_shared(730001)`.execute(tx)
+            if (c.fnWaits) await passCommitGate(tx)
             if (c.idle === 'in fn after its writes') await untilGone(admin, pid)
             return value
           } catch (error) {

@@ -80,6 +80,11 @@ export async function installCommitGate(db: Kysely<any>): Promise<void> {
     deferrable initially deferred for each row execute function fault_commit_gate()`.execute(db)
 }
 
+/** Waits, inside `tx`, until the commit gate is open (a statement a timeout can end). */
+export async function passCommitGate(tx: Transaction<any>): Promise<void> {
+  await sql`select pg_advisory_xact_lock_shared(${sql.lit(COMMIT_GATE)})`.execute(tx)
+}
+
 /** Closes the commit gate until `release()`. */
 export function holdCommitGate(db: Kysely<any>): Promise<Held> {
   return hold(db, (tx) => sql`select pg_advisory_xact_lock(${sql.lit(COMMIT_GATE)})`.execute(tx))
