@@ -266,7 +266,7 @@ export function describeHttpContract(framework: string, start: StartServer): voi
       const key = randomUUID()
       const name = randomUUID()
       const response = await post('/unstorable', { name }, { 'idempotency-key': key })
-      expect(response.status).toBe(500)
+      expect(response.status).toBe(422)
       const body = await problemOf(response)
       expect(body.type).toMatch(/idempotency-result-invalid$/)
       expect(body).toMatchObject({ code: 'IDEMPOTENCY_RESULT_INVALID', retryable: false })
