@@ -1,6 +1,7 @@
-import { IdempotencyError, IdempotencySnapshotConflictError, IdempotencyUsageError } from '../errors.ts'
+import { IdempotencyError, IdempotencyRequestBodyError, IdempotencySnapshotConflictError, IdempotencyUsageError } from '../errors.ts'
 import { SqlState, sqlStateOf } from '../store/sql-state.ts'
 import { withIdempotency } from '../with-idempotency.ts'
+import { fingerprintBody, type BodyFingerprint } from './body-fingerprint.ts'
 import { readKeyHeader } from './key-header.ts'
 import { scopeOf, type ResolvedPolicy } from './policy.ts'
 import { problem, problemFromError, ProblemType } from './problem.ts'
@@ -52,8 +53,15 @@ export async function handleIdempotentRequest<DB, Raw>(
   }
 
   const scope = scopeOf(policy.scope, request, await policy.client(request.raw))
+  let body: BodyFingerprint
+  try {
+    body = fingerprintBody(await request.readBody(policy.body.maxBodyBytes), policy.body)
+  } catch (error) {
+    if (error instanceof IdempotencyRequestBodyError) return problemFromError(base, error, mismatchStatus)
+    throw error
+  }
   // The concrete target, not just the route: the same key for another account is another request.
-  const fingerprinted = { method: request.method.toUpperCase(), target: request.target, body: withoutFields(request.body, policy.ignoreFields) }
+  const fingerprinted = { method: request.method.toUpperCase(), target: request.target, body }
   const options = {
     ttl: policy.ttl,
     onMismatch: policy.onMismatch === 'replay' ? ('replay' as const) : ('reject' as const),
@@ -141,16 +149,4 @@ function stored(result: HandlerResult, headers: Record<string, string>, allowed:
   const kept: Record<string, string> = {}
   for (const name of allowed) if (headers[name] !== undefined) kept[name] = headers[name]
   return { status: result.status, headers: kept, body: result.body }
-}
-
-/** A copy of the body without the fields the fingerprint ignores. */
-function withoutFields(body: unknown, paths: string[][]): unknown {
-  if (paths.length === 0 || typeof body !== 'object' || body === null || Array.isArray(body)) return body
-  const copy: Record<string, unknown> = { ...(body as Record<string, unknown>) }
-  for (const [head, ...rest] of paths) {
-    if (head === undefined || !(head in copy)) continue
-    if (rest.length === 0) delete copy[head]
-    else copy[head] = withoutFields(copy[head], [rest])
-  }
-  return copy
 }

@@ -1,16 +1,15 @@
 import type { Context, Handler } from 'hono'
-import { IdempotencyErrorCode } from '../errors.ts'
 import { handleIdempotentRequest } from './handle-request.ts'
+import { readHonoBody } from './hono-body.ts'
 import { resolvePolicy, type IdempotencyHttpOptions, type IdempotencyPolicy } from './policy.ts'
-import { problem, ProblemType } from './problem.ts'
 import { routeArguments } from './route-arguments.ts'
 import { serializeBody } from './serialize-body.ts'
 import type { HttpResponse, IdempotentHandler } from './types.ts'
 
 /**
- * Hono 4 routes whose handler runs in a transaction that also claims the request's key. The
- * adapter reads the JSON body for the fingerprint; Hono caches it, so `c.req.json()` in the
- * handler reads it again for free.
+ * Hono 4 routes whose handler runs in a transaction that also claims the request's key. For a
+ * request with a key, the adapter reads the body's bytes for the fingerprint (within the route's
+ * `maxBodyBytes`); the handler's `c.req.json()` reads them again.
  *
  * @example
  * ```ts
@@ -28,27 +27,22 @@ export function honoIdempotency<DB>(options: IdempotencyHttpOptions<DB, Context>
     const [policy, handler] = routeArguments(args)
     const resolved = resolvePolicy(options, policy)
     return async (c: Context) => {
-      let body: unknown
-      try {
-        body = await readJsonBody(c)
-      } catch {
-        return toResponse(problem(resolved.problemTypeBase, ProblemType.REQUEST_INVALID, 400, 'The request body is not valid JSON.', { code: IdempotencyErrorCode.REQUEST_INVALID }))
-      }
       const response = await handleIdempotentRequest(
         resolved,
-        { method: c.req.method, route: c.req.routePath, target: targetOf(c.req.url), header: (name) => c.req.header(name), body, raw: c },
+        {
+          method: c.req.method,
+          route: c.req.routePath,
+          target: targetOf(c.req.url),
+          header: (name) => c.req.header(name),
+          readBody: (limit) => readHonoBody(c, limit),
+          raw: c,
+        },
         handler,
       )
       return toResponse(response)
     }
   }
   return idempotent
-}
-
-async function readJsonBody(c: Context): Promise<unknown> {
-  if (!/[/+]json\b/i.test(c.req.header('content-type') ?? '')) return undefined
-  const text = await c.req.text()
-  return text === '' ? undefined : JSON.parse(text)
 }
 
 function targetOf(url: string): string {

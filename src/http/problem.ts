@@ -15,6 +15,7 @@ export const ProblemType = {
   KEY_MISMATCH: 'idempotency-key-mismatch',
   KEY_IN_PROGRESS: 'idempotency-key-in-progress',
   REQUEST_INVALID: 'idempotency-request-invalid',
+  REQUEST_TOO_LARGE: 'idempotency-request-too-large',
   SERVER_ERROR: 'idempotency-server-error',
 } as const
 
@@ -38,6 +39,7 @@ const TITLES: Record<ProblemType, string> = {
   [ProblemType.KEY_MISMATCH]: 'Idempotency key reused with a different request',
   [ProblemType.KEY_IN_PROGRESS]: 'A request with this idempotency key is in progress',
   [ProblemType.REQUEST_INVALID]: 'Request body is not JSON',
+  [ProblemType.REQUEST_TOO_LARGE]: 'Request body too large',
   [ProblemType.SERVER_ERROR]: 'Idempotency store unavailable',
 }
 
@@ -65,6 +67,8 @@ export function problemFromError(base: string, error: IdempotencyError, mismatch
       return problem(base, ProblemType.KEY_INVALID, 400, error.message, extra)
     case IdempotencyErrorCode.REQUEST_INVALID:
       return problem(base, ProblemType.REQUEST_INVALID, 400, error.message, extra)
+    case IdempotencyErrorCode.REQUEST_TOO_LARGE:
+      return problem(base, ProblemType.REQUEST_TOO_LARGE, 413, error.message, extra)
     case IdempotencyErrorCode.KEY_MISMATCH:
       return problem(base, ProblemType.KEY_MISMATCH, mismatchStatus, error.message, extra)
     case IdempotencyErrorCode.KEY_IN_PROGRESS:

@@ -4,7 +4,7 @@ import express from 'express'
 import Fastify from 'fastify'
 import { Hono } from 'hono'
 import type { Kysely } from 'kysely'
-import { expressIdempotency } from '../../src/http/express.ts'
+import { expressIdempotency, keepRawBody } from '../../src/http/express.ts'
 import { idempotencyPlugin } from '../../src/http/fastify.ts'
 import { honoIdempotency } from '../../src/http/hono.ts'
 import { contractRoutes } from './contract-routes.ts'
@@ -18,7 +18,7 @@ export type StartServer = (db: Kysely<any>) => Promise<RunningServer>
 
 export const startExpress: StartServer = async (db) => {
   const app = express()
-  app.use(express.json())
+  app.use(express.json({ verify: keepRawBody }))
   const idempotent = expressIdempotency({ db, client: (req) => req.get('x-api-key') })
   for (const route of contractRoutes) {
     const { handler, plain } = route
