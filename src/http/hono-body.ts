@@ -1,5 +1,5 @@
 import type { Context } from 'hono'
-import { readLimited, type RequestBody } from './request-body.ts'
+import { bodyTooLarge, readLimited, type RequestBody } from './request-body.ts'
 
 /**
  * The body of a Hono request as the client sent it, read within `limit` bytes. The request is
@@ -9,10 +9,13 @@ import { readLimited, type RequestBody } from './request-body.ts'
  */
 export async function readHonoBody(c: Context, limit: number): Promise<RequestBody> {
   const contentType = c.req.header('content-type')
+  const declaredLength = c.req.header('content-length')
+  // Refused before the body is touched: the server can then drain or drop it.
+  if (declaredLength !== undefined && /^\d+$/.test(declaredLength.trim()) && Number(declaredLength) > limit) throw bodyTooLarge(limit)
   const stream = c.req.raw.body
   if (stream === null) return { bytes: new Uint8Array(0), contentType }
   if (c.req.raw.bodyUsed) return { bytes: new Uint8Array(await c.req.arrayBuffer()), contentType }
-  const bytes = await readLimited(stream, limit, c.req.header('content-length'))
+  const bytes = await readLimited(stream, limit, declaredLength)
   c.req.raw = new Request(c.req.raw, { body: bytes })
   return { bytes, contentType }
 }
