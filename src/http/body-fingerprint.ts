@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { IdempotencyErrorCode, IdempotencyRequestBodyError } from '../errors.ts'
-import { canonicalJson, JsonBodyError, type IgnoredFields } from './canonical-json.ts'
+import { canonicalJson, JsonBodyError, type IgnoredFields } from '../canonical-json.ts'
 import { bodyTooLarge, type RequestBody } from './request-body.ts'
 
 /** The default of the policy's `maxBodyDepth`. */

@@ -31,6 +31,7 @@ const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y
 // The run of a string's characters that need no decoding: no quote, backslash or control character.
 const PLAIN_CHARACTERS = /[^"\\\u0000-\u001f]*/y
 const WHITESPACE = /[ \t\n\r]*/y
+const NEEDS_DECODING = /[\\\u0000-\u001f]/
 const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' }
 
 /**
@@ -69,7 +70,7 @@ class Parser {
       case 0x5b: // [
         return this.array(depth + 1)
       case 0x22: // "
-        return JSON.stringify(this.string())
+        return this.string()[1]
       case 0x74: // t
         return this.literal('true')
       case 0x66: // f
@@ -88,7 +89,7 @@ class Parser {
 
   private object(depth: number, ignored: IgnoredFields | undefined): string {
     this.enter(depth)
-    const members: [string, string][] = []
+    const members: [name: string, canonical: string][] = []
     this.skipWhitespace()
     if (this.text.charCodeAt(this.at) === 0x7d) {
       this.at++
@@ -97,13 +98,13 @@ class Parser {
     for (;;) {
       this.skipWhitespace()
       if (this.text.charCodeAt(this.at) !== 0x22) this.fail('expected a property name')
-      const name = this.string()
+      const [name, canonicalName] = this.string()
       this.skipWhitespace()
       this.expect(0x3a, "expected ':'")
       const rule = ignored?.get(name)
       // An ignored member is still read: it must be JSON, and within the depth.
       const value = this.value(depth, rule === 'drop' ? undefined : rule)
-      if (rule !== 'drop') members.push([name, value])
+      if (rule !== 'drop') members.push([name, canonicalName + ':' + value])
       this.skipWhitespace()
       const next = this.text.charCodeAt(this.at++)
       if (next === 0x7d) break
@@ -112,7 +113,7 @@ class Parser {
     // Array.prototype.sort is stable, so members of one name keep their order.
     members.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
     let canonical = '{'
-    for (let i = 0; i < members.length; i++) canonical += (i === 0 ? '' : ',') + JSON.stringify(members[i]![0]) + ':' + members[i]![1]
+    for (let i = 0; i < members.length; i++) canonical += (i === 0 ? '' : ',') + members[i]![1]
     return canonical + '}'
   }
 
@@ -139,8 +140,18 @@ class Parser {
     this.at++
   }
 
-  private string(): string {
+  /** Reads a string; returns its value and its canonical text. */
+  private string(): [value: string, canonical: string] {
     const start = this.at
+    const end = this.text.indexOf('"', start + 1)
+    if (end < 0) this.fail('unterminated string')
+    // The common case: no escapes and no control characters, so the text as sent is canonical.
+    const plain = this.text.slice(start + 1, end)
+    if (!NEEDS_DECODING.test(plain)) {
+      if (!plain.isWellFormed()) this.fail('a lone surrogate in a string', start)
+      this.at = end + 1
+      return [plain, this.text.slice(start, end + 1)]
+    }
     this.at++ // the opening quote
     let value = ''
     for (;;) {
@@ -164,7 +175,7 @@ class Parser {
     // hold a NUL, and a lone surrogate has no UTF-8 form).
     if (value.includes('\u0000')) this.fail('a NUL character in a string', start)
     if (!value.isWellFormed()) this.fail('a lone surrogate in a string', start)
-    return value
+    return [value, JSON.stringify(value)]
   }
 
   private number(): string {
@@ -187,6 +198,8 @@ class Parser {
   }
 
   private skipWhitespace(): void {
+    const c = this.text.charCodeAt(this.at)
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return
     WHITESPACE.lastIndex = this.at
     WHITESPACE.test(this.text)
     this.at = WHITESPACE.lastIndex
