@@ -1,7 +1,10 @@
-import type { Context, Handler } from 'hono'
+import type { Context, Handler, MiddlewareHandler } from 'hono'
+import { IdempotencyRequestBodyError } from '../errors.ts'
 import { handleIdempotentRequest } from './handle-request.ts'
-import { readHonoBody } from './hono-body.ts'
+import { keepHonoBody, readHonoBody } from './hono-body.ts'
 import { resolvePolicy, type IdempotencyHttpOptions, type IdempotencyPolicy } from './policy.ts'
+import { DEFAULT_PROBLEM_TYPE_BASE, problemFromError } from './problem.ts'
+import { DEFAULT_MAX_BODY_BYTES } from './request-body.ts'
 import { routeArguments } from './route-arguments.ts'
 import { serializeBody } from './serialize-body.ts'
 import type { HttpResponse, IdempotentHandler } from './types.ts'
@@ -43,6 +46,29 @@ export function honoIdempotency<DB>(options: IdempotencyHttpOptions<DB, Context>
     }
   }
   return idempotent
+}
+
+/**
+ * Middleware that keeps the body's bytes for the fingerprint, for routes where another middleware
+ * (Hono's `validator('json')`, zod-validator) reads the body before the idempotent handler: mount
+ * it before that middleware. Reads at most `maxBodyBytes` (default 1 MiB), else answers `413`.
+ *
+ * @example
+ * ```ts
+ * app.post('/payments', keepRawBody(), zValidator('json', payment), idempotent(async ({ tx, request: c }) => ...))
+ * ```
+ */
+export function keepRawBody(options: { maxBodyBytes?: number; problemTypeBase?: string } = {}): MiddlewareHandler {
+  const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
+  return async (c, next) => {
+    try {
+      await keepHonoBody(c, limit)
+    } catch (error) {
+      if (error instanceof IdempotencyRequestBodyError) return toResponse(problemFromError(options.problemTypeBase ?? DEFAULT_PROBLEM_TYPE_BASE, error, 422))
+      throw error
+    }
+    await next()
+  }
 }
 
 function targetOf(url: string): string {

@@ -14,6 +14,11 @@ export function bodyTooLarge(limit: number): IdempotencyRequestBodyError {
   return new IdempotencyRequestBodyError(IdempotencyErrorCode.REQUEST_TOO_LARGE, `The request body is larger than ${limit} bytes.`)
 }
 
+/** Whether a `Content-Length` header already says the body is over `limit` bytes. */
+export function declaredOver(limit: number, declaredLength: string | undefined): boolean {
+  return declaredLength !== undefined && /^\d+$/.test(declaredLength.trim()) && Number(declaredLength) > limit
+}
+
 /**
  * Reads a body stream (a Node request, a web `ReadableStream`) into one buffer, refusing with a
  * `413` error as soon as it passes `limit` bytes: a declared `Content-Length` over the limit is
@@ -21,7 +26,7 @@ export function bodyTooLarge(limit: number): IdempotencyRequestBodyError {
  * it, so no more than `limit` bytes are ever held.
  */
 export async function readLimited(source: AsyncIterable<Uint8Array>, limit: number, declaredLength: string | undefined): Promise<Uint8Array> {
-  if (declaredLength !== undefined && /^\d+$/.test(declaredLength.trim()) && Number(declaredLength) > limit) throw bodyTooLarge(limit)
+  if (declaredOver(limit, declaredLength)) throw bodyTooLarge(limit)
   const chunks: Uint8Array[] = []
   let size = 0
   for await (const chunk of source) {

@@ -1,10 +1,13 @@
 import type { AddressInfo } from 'node:net'
 import { randomUUID } from 'node:crypto'
 import express from 'express'
+import { serve } from '@hono/node-server'
 import Fastify from 'fastify'
+import { Hono, type MiddlewareHandler } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { expressIdempotency } from '../../src/http/express.ts'
 import { idempotencyPlugin } from '../../src/http/fastify.ts'
+import { honoIdempotency, keepRawBody } from '../../src/http/hono.ts'
 import { useTestDatabase } from '../support/test-database.ts'
 
 // What each framework does to a body before the handler sees it, and that the fingerprint is of
@@ -108,5 +111,45 @@ describe('Fastify schema coercion', () => {
     const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"amount":"2"}' })
     expect(response.status).toBe(201)
     expect(seen.at(-1)).toEqual({ amount: 2 })
+  })
+})
+
+describe('Hono with a middleware that parses the body first', () => {
+  let base: string
+  let runs = 0
+  beforeAll(async () => {
+    const app = new Hono()
+    const idempotent = honoIdempotency({ db: database.db })
+    const parseFirst: MiddlewareHandler = async (c, next) => {
+      await c.req.json() // what validator('json') does
+      await next()
+    }
+    const handler = idempotent(async ({ request: c }) => ({ status: 201, body: { run: ++runs, seen: await c.req.json() } }))
+    app.post('/lossy', parseFirst, handler)
+    app.post('/kept', keepRawBody(), parseFirst, handler)
+    app.onError((error) => new Response(JSON.stringify({ code: (error as { code?: string }).code }), { status: 500 }))
+    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+      const started = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started))
+    })
+    closers.push(() => new Promise((resolve) => server.close(() => resolve())))
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  })
+
+  it('refuses to guess from the parsed body: a usage error names keepRawBody, and nothing runs', async () => {
+    const response = await send(base + '/lossy', randomUUID(), '{"amount":1}')
+    expect(response.status).toBe(500)
+    expect(await response.json()).toEqual({ code: 'IDEMPOTENCY_USAGE' })
+    expect(runs).toBe(0)
+  })
+
+  it('fingerprints the bytes keepRawBody kept, and the middleware and handler still read the body', async () => {
+    const key = randomUUID()
+    const first = await send(base + '/kept', key, '{"amount":9007199254740993}')
+    expect(first.status).toBe(201)
+    expect(((await first.json()) as { seen: unknown }).seen).toEqual({ amount: 9007199254740992 })
+    expect((await send(base + '/kept', key, '{"amount":9007199254740992}')).status).toBe(422)
+    expect((await send(base + '/kept', key, '{"amount":9007199254740993}')).headers.get('idempotent-replayed')).toBe('true')
+    const tooLarge = await send(base + '/kept', randomUUID(), JSON.stringify({ pad: 'x'.repeat(1024 * 1024) }))
+    expect(tooLarge.status).toBe(413)
   })
 })
