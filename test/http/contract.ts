@@ -372,6 +372,18 @@ export function describeHttpContract(framework: string, start: StartServer): voi
       expect(again.headers['idempotent-replayed']).toBe('true')
     })
 
+    it('answers a body declared past the limit without reading it, whether the key is valid or not', async () => {
+      const key = randomUUID()
+      const promised = ['content-type: text/plain', 'content-length: 1000000000']
+      const valid = await rawRequest(server.url, 'POST', '/bodies', [...promised, `idempotency-key: ${key}`])
+      expect(valid.status).toBe(413)
+      expect(JSON.parse(valid.body).type).toMatch(/idempotency-request-too-large$/)
+      // Fastify parses before any handler runs, so its refusal may be the size rather than the key.
+      const invalid = await rawRequest(server.url, 'POST', '/bodies', [...promised, 'idempotency-key: a b'])
+      expect([400, 413]).toContain(invalid.status)
+      expect(await keysOf(key)).toBe(0)
+    })
+
     it('compares UUID request ids case-insensitively (RFC 4122)', async () => {
       const id = randomUUID()
       const name = randomUUID()

@@ -14,21 +14,37 @@ export interface RawResponse {
 export function rawRequest(url: string, method: string, path: string, headerLines: string[], body: Buffer | string = ''): Promise<RawResponse> {
   const { hostname, port } = new URL(url)
   const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body
-  const head = [`${method} ${path} HTTP/1.1`, `host: ${hostname}:${port}`, 'connection: close', `content-length: ${bytes.length}`, ...headerLines].join('\r\n')
+  // A Content-Length among the lines given may promise more than is sent: the server must answer
+  // without waiting for it.
+  const length = headerLines.some((line) => /^content-length:/i.test(line)) ? [] : [`content-length: ${bytes.length}`]
+  const head = [`${method} ${path} HTTP/1.1`, `host: ${hostname}:${port}`, 'connection: close', ...length, ...headerLines].join('\r\n')
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname)
     const chunks: Buffer[] = []
-    socket.on('data', (chunk) => chunks.push(chunk))
-    socket.on('error', reject)
-    socket.on('end', () => {
+    const finish = () => {
       try {
         resolve(parseResponse(Buffer.concat(chunks)))
       } catch (error) {
         reject(error)
       }
+      socket.destroy()
+    }
+    socket.on('data', (chunk) => {
+      chunks.push(chunk)
+      if (isComplete(Buffer.concat(chunks))) finish()
     })
+    socket.on('error', reject)
+    socket.on('end', finish)
     socket.write(Buffer.concat([Buffer.from(head + '\r\n\r\n', 'latin1'), bytes]))
   })
+}
+
+/** Whether `data` holds a whole response with a Content-Length (the server may keep the socket). */
+function isComplete(data: Buffer): boolean {
+  const split = data.indexOf('\r\n\r\n')
+  if (split < 0) return false
+  const length = /\r\ncontent-length:\s*(\d+)/i.exec(data.subarray(0, split).toString('latin1'))
+  return length !== null && data.length - split - 4 >= Number(length[1])
 }
 
 function parseResponse(data: Buffer): RawResponse {
