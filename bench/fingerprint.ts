@@ -63,11 +63,12 @@ function flatObjects(bytes: number): string {
 const sizes = [0.25, 0.5, 1, 2]
 const shapes: Array<[string, (bytes: number) => string, number]> = [
   ['flat objects', flatObjects, 100],
+  ['a flat array of 0s (one value per 2 bytes)', (bytes) => `[${'0,'.repeat(Math.floor(bytes / 2) - 1)}0]`, 100],
   ['arrays nested 100 deep', (bytes) => nestedArrays(99, bytes), 100],
   ['arrays nested 1000 deep', (bytes) => nestedArrays(999, bytes), 1000],
 ]
 const MB = 1_000_000
-console.log(`\nHostile bodies: milliseconds of CPU per MB (median of 3), and the ratio to the ${sizes[0]} MB row\n`)
+console.log(`\nHostile bodies: milliseconds of CPU per MB (median of 5), and the ratio to the ${sizes[0]} MB row\n`)
 const rows: string[][] = []
 for (const [name, make, depth] of shapes) {
   const bodyRules = { ...rules, maxBodyBytes: 4 * MB, maxBodyDepth: depth }
@@ -78,8 +79,8 @@ for (const [name, make, depth] of shapes) {
     const bytes = Buffer.from(text)
     const value = JSON.parse(text)
     const megabytes = bytes.length / MB
-    const fingerprint = (measure(1, 3, () => fingerprintBody({ bytes, contentType: 'application/json' }, bodyRules)) / 1000) / megabytes
-    const store = (measure(1, 3, () => toJsonText(value, IdempotencyErrorCode.RESULT_INVALID)) / 1000) / megabytes
+    const fingerprint = (measure(1, 5, () => fingerprintBody({ bytes, contentType: 'application/json' }, bodyRules)) / 1000) / megabytes
+    const store = (measure(1, 5, () => toJsonText(value, IdempotencyErrorCode.RESULT_INVALID)) / 1000) / megabytes
     firstFingerprint ||= fingerprint
     firstStore ||= store
     rows.push([`${name}, ${size} MB`, fixed(fingerprint, 1), fixed(fingerprint / firstFingerprint, 2), fixed(store, 1), fixed(store / firstStore, 2)])

@@ -17,8 +17,8 @@ export function keepRawBody(req: IncomingMessage, _res: unknown, bytes: Buffer):
 /**
  * The body of an Express request as the client sent it: the bytes a parser kept with
  * {@link keepRawBody}, or those `express.raw()` left in `req.body`, or, when no parser read the
- * body, the stream read here (within `limit`) and left in `req.body` as a Buffer, as
- * `express.raw()` would. A body a parser consumed without keeping its bytes cannot be
+ * body, the stream read here (within `limit`) and left in `req.body` as a Buffer (when not
+ * empty), as `express.raw()` would. A body a parser consumed without keeping its bytes cannot be
  * fingerprinted faithfully, and is a usage error rather than a silent guess.
  */
 export async function readExpressBody(req: IncomingMessage & { body?: unknown }, limit: number): Promise<RequestBody> {
@@ -27,7 +27,7 @@ export async function readExpressBody(req: IncomingMessage & { body?: unknown },
   if (kept !== undefined) return { bytes: kept, contentType }
   if (!req.readableDidRead && !req.readableEnded) {
     const bytes = await readLimited(req, limit, req.headers['content-length'])
-    if (req.body === undefined) req.body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    if (req.body === undefined && bytes.byteLength > 0) req.body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     return { bytes, contentType }
   }
   if (Buffer.isBuffer(req.body)) return { bytes: req.body, contentType }
