@@ -27,6 +27,8 @@ export const IdempotencyErrorCode = {
   SNAPSHOT_CONFLICT: 'IDEMPOTENCY_SNAPSHOT_CONFLICT',
   /** The request is not a JSON value, so it cannot be fingerprinted. */
   REQUEST_INVALID: 'IDEMPOTENCY_REQUEST_INVALID',
+  /** The request body is larger than the route's `maxBodyBytes`. */
+  REQUEST_TOO_LARGE: 'IDEMPOTENCY_REQUEST_TOO_LARGE',
   /**
    * The handler returned (or failed with) something that can never be stored: not JSON, a NUL
    * character, a lone surrogate. Nothing is stored; a retry would fail the same way.
@@ -144,6 +146,17 @@ export class IdempotencyJsonError extends IdempotencyError {
     const what = { [IdempotencyErrorCode.REQUEST_INVALID]: 'request', [IdempotencyErrorCode.RESULT_INVALID]: 'result', [IdempotencyErrorCode.EVENT_INVALID]: 'event payload' }[code]
     super(code, code === IdempotencyErrorCode.REQUEST_INVALID ? 400 : code === IdempotencyErrorCode.RESULT_INVALID ? 422 : 500, `The ${what} is not storable JSON at ${path}: ${problem}.`)
     this.path = path
+  }
+}
+
+/**
+ * An HTTP request body the adapter cannot fingerprint: `413` (`IDEMPOTENCY_REQUEST_TOO_LARGE`)
+ * past the route's `maxBodyBytes`, `400` (`IDEMPOTENCY_REQUEST_INVALID`) when a JSON body is not
+ * UTF-8, not JSON, or nested deeper than `maxBodyDepth`.
+ */
+export class IdempotencyRequestBodyError extends IdempotencyError {
+  constructor(code: typeof IdempotencyErrorCode.REQUEST_INVALID | typeof IdempotencyErrorCode.REQUEST_TOO_LARGE, message: string) {
+    super(code, code === IdempotencyErrorCode.REQUEST_TOO_LARGE ? 413 : 400, message)
   }
 }
 

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto'
-import canonicalize from 'canonicalize'
+import { canonicalJson, ignoredFieldsOf } from './canonical-json.ts'
 import { IdempotencyErrorCode } from './errors.ts'
-import { toJsonText } from './json.ts'
+import { MAX_JSON_DEPTH, toJsonText } from './json.ts'
+
+const NOTHING_IGNORED = ignoredFieldsOf([])
 
 /**
  * SHA-256 of the request's RFC 8785 (JCS) canonical JSON: the same request with its object keys
@@ -9,9 +11,10 @@ import { toJsonText } from './json.ts'
  */
 export function fingerprintRequest(request: unknown): Buffer {
   // The strict pass turns anything that is not plain JSON into a typed error naming its path;
-  // canonicalize would silently drop a function or turn it into null. Canonicalizing the text it
-  // produced, not the live value, also means a getter is read once and cannot change in between.
+  // a canonicalizer would silently drop a function or turn it into null. Canonicalizing the text
+  // it produced, not the live value, also means a getter is read once and cannot change in
+  // between. JSON.stringify writes numbers and strings as RFC 8785 does, so sorting the members
+  // of that text is all that is left, in one linear pass.
   const text = toJsonText(request, IdempotencyErrorCode.REQUEST_INVALID)
-  const canonical = canonicalize(JSON.parse(text)) as string
-  return createHash('sha256').update(canonical, 'utf8').digest()
+  return createHash('sha256').update(canonicalJson(text, MAX_JSON_DEPTH, NOTHING_IGNORED), 'utf8').digest()
 }

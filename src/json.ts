@@ -22,23 +22,32 @@ export type Jsonified<T> = unknown extends T
           ? { [K in keyof T as T[K] extends ((...args: never[]) => unknown) | symbol ? never : K]: Jsonified<T[K]> }
           : never
 
+/**
+ * The deepest nesting of arrays and objects stored or fingerprinted. It bounds the work: V8's
+ * JSON.stringify checks every level of nesting for cycles, so its cost grows with size times depth.
+ */
+export const MAX_JSON_DEPTH = 1000
+
 type JsonErrorCode = typeof IdempotencyErrorCode.REQUEST_INVALID | typeof IdempotencyErrorCode.RESULT_INVALID | typeof IdempotencyErrorCode.EVENT_INVALID
 
 /**
  * Serializes `value` as JSON, refusing what `JSON.stringify` would silently change or drop and
  * what PostgreSQL cannot hold (NUL, lone surrogates): functions, symbols, BigInt, NaN and Infinity, cycles, Map, Set and
- * other class instances without `toJSON`, `undefined` inside arrays, and strings with NUL
- * characters or lone surrogates. `undefined` object properties are left out, as JSON does; a
- * top-level `undefined` is `null`.
+ * other class instances without `toJSON`, `undefined` inside arrays, strings with NUL
+ * characters or lone surrogates, and values nested deeper than {@link MAX_JSON_DEPTH}.
+ * `undefined` object properties are left out, as JSON does; a top-level `undefined` is `null`.
+ *
+ * Linear in the size of the value: the ancestors are a set, not a list searched at every level.
  */
 export function toJsonText(value: unknown, code: JsonErrorCode): string {
   const stack: unknown[] = []
+  const ancestors = new Set<unknown>()
   const path: string[] = []
   // JSON.stringify calls the replacer with `this` = the holder and values after toJSON.
   function check(this: unknown, key: string, current: unknown): unknown {
     // Unwind to the holder, so `stack` and `path` describe where `current` sits.
     while (stack.length > 0 && stack[stack.length - 1] !== this) {
-      stack.pop()
+      ancestors.delete(stack.pop())
       path.pop()
     }
     const where = () => (stack.length === 0 ? '$' : `$${path.join('')}${formatKey(this, key)}`)
@@ -66,9 +75,11 @@ export function toJsonText(value: unknown, code: JsonErrorCode): string {
       const name = (current as { constructor?: { name?: string } }).constructor?.name ?? 'object'
       throw new IdempotencyJsonError(code, where(), `a ${name} without toJSON has no faithful JSON form`)
     }
-    if (stack.includes(current)) throw new IdempotencyJsonError(code, where(), 'a cycle')
+    if (ancestors.has(current)) throw new IdempotencyJsonError(code, where(), 'a cycle')
+    if (stack.length >= MAX_JSON_DEPTH) throw new IdempotencyJsonError(code, `${where().slice(0, 40)}...`, `nested deeper than ${MAX_JSON_DEPTH} levels`)
     path.push(stack.length === 0 ? '' : formatKey(this, key))
     stack.push(current)
+    ancestors.add(current)
     return current
   }
   let text: string | undefined

@@ -1,5 +1,5 @@
 import { validate as isUuid, version as uuidVersion } from 'uuid'
-import { IdempotencyKeyInvalidError } from './errors.ts'
+import { IdempotencyKeyInvalidError, IdempotencyUsageError } from './errors.ts'
 
 /** The longest key accepted, in characters (Stripe and the IETF draft's common practice). */
 export const MAX_KEY_LENGTH = 255
@@ -43,12 +43,12 @@ export function validateKey(input: IdempotencyKeyInput, format: KeyFormat = 'any
   if (typeof spec !== 'object') throw new IdempotencyKeyInvalidError('The idempotency key must be a string or an object with a key.')
   const key = checkOpaqueText(`idempotency key`, spec.key, MAX_KEY_LENGTH, invalidKey)
   const scope = checkOpaqueText(`idempotency scope`, spec.scope ?? DEFAULT_SCOPE, MAX_SCOPE_LENGTH, invalidKey)
-  checkFormat(key, format)
+  const normalized = normalizeFormat(key, format)
   const customerId = spec.customerId ?? null
   if (customerId !== null && (typeof customerId !== 'string' || !isUuid(customerId))) {
     throw new IdempotencyKeyInvalidError('The customerId stored with an idempotency key must be a UUID.')
   }
-  return { scope, key, request: spec.request, customerId }
+  return { scope, key: normalized, request: spec.request, customerId }
 }
 
 // C0 and C1 control characters, DEL included.
@@ -71,16 +71,23 @@ export function checkOpaqueText(what: string, value: unknown, maxLength: number,
   return value
 }
 
-function checkFormat(key: string, format: KeyFormat): void {
+/**
+ * Checks the key against its format and returns the form it is stored under. RFC 4122 has UUIDs
+ * compared case-insensitively, so a UUID key is stored in lower case: the same UUID in upper and
+ * lower case is one key. An `'any'` key is opaque and kept exactly.
+ */
+function normalizeFormat(key: string, format: KeyFormat): string {
   switch (format) {
     case 'any':
-      return
+      return key
     case 'uuid':
       if (!isUuid(key)) throw new IdempotencyKeyInvalidError('The idempotency key must be a UUID (RFC 4122).')
-      return
+      return key.toLowerCase()
     case 'uuid-v4':
       if (!isUuid(key) || uuidVersion(key) !== 4) throw new IdempotencyKeyInvalidError('The idempotency key must be a version 4 UUID.')
-      return
+      return key.toLowerCase()
+    default:
+      throw new IdempotencyUsageError(`keyFormat must be 'any', 'uuid' or 'uuid-v4'; got ${String(format)}.`)
   }
 }
 

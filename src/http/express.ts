@@ -1,4 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import { readExpressBody } from './express-body.ts'
 import { handleIdempotentRequest } from './handle-request.ts'
 import { resolvePolicy, type IdempotencyHttpOptions, type IdempotencyPolicy } from './policy.ts'
 import { routeArguments } from './route-arguments.ts'
@@ -7,12 +8,14 @@ import type { HttpResponse, IdempotentHandler } from './types.ts'
 
 /**
  * Express 5 routes whose handler runs in a transaction that also claims the request's key.
- * Needs `express.json()` before it, so the body is parsed.
+ * The fingerprint is of the body's bytes: give every body parser `verify: keepRawBody`, or none
+ * (the adapter then reads the body itself and leaves it in `req.body` as a Buffer).
  *
  * @example
  * ```ts
  * // The client is the id your authentication middleware established (here `req.apiKeyId`, the
  * // id of the caller's API key), never the key itself.
+ * app.use(express.json({ verify: keepRawBody }))
  * const idempotent = expressIdempotency({ db, client: (req) => req.apiKeyId })
  * app.post('/accounts/:id/deposits', idempotent({ required: true }, async ({ tx, request }) => {
  *   const row = await tx.insertInto('ledger').values({ account_id: request.params.id, amount: request.body.amount })
@@ -36,7 +39,7 @@ export function expressIdempotency<DB>(options: IdempotencyHttpOptions<DB, Reque
             route: req.baseUrl + (typeof req.route?.path === 'string' ? req.route.path : req.path),
             target: req.originalUrl,
             header: (name) => req.get(name),
-            body: req.body,
+            readBody: (limit) => readExpressBody(req, limit),
             raw: req,
           },
           handler,
@@ -57,3 +60,5 @@ function send(res: Response, response: HttpResponse): void {
   if (body === undefined) res.end()
   else res.end(body)
 }
+
+export { keepRawBody } from './express-body.ts'

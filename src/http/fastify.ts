@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify'
 import fastifyPlugin from 'fastify-plugin'
+import { addBodyHook, readFastifyBody, registerIdempotentHandler } from './fastify-body.ts'
 import { handleIdempotentRequest } from './handle-request.ts'
 import { resolvePolicy, type IdempotencyHttpOptions, type IdempotencyPolicy } from './policy.ts'
 import { routeArguments } from './route-arguments.ts'
@@ -36,10 +37,11 @@ export const idempotencyPlugin: FastifyPluginAsync<IdempotencyHttpOptions<any, F
   async (app: FastifyInstance, options: IdempotencyHttpOptions<any, FastifyRequest>) => {
     const { db, client, schema, problemTypeBase, ...defaults } = options
     const shared = { db, client, schema, problemTypeBase, ...defaults }
+    app.addHook('onRoute', addBodyHook)
     app.decorate('idempotent', ((...args: [IdempotentHandler<any, FastifyRequest>] | [IdempotencyPolicy, IdempotentHandler<any, FastifyRequest>]) => {
       const [policy, handler] = routeArguments(args)
       const resolved = resolvePolicy(shared, policy)
-      return async (request: FastifyRequest, reply: FastifyReply) => {
+      const route = async (request: FastifyRequest, reply: FastifyReply) => {
         const response = await handleIdempotentRequest(
           resolved,
           {
@@ -50,7 +52,7 @@ export const idempotencyPlugin: FastifyPluginAsync<IdempotencyHttpOptions<any, F
               const value = request.headers[name]
               return Array.isArray(value) ? value[0] : value
             },
-            body: request.body,
+            readBody: () => readFastifyBody(request),
             raw: request,
           },
           handler,
@@ -58,6 +60,8 @@ export const idempotencyPlugin: FastifyPluginAsync<IdempotencyHttpOptions<any, F
         reply.code(response.status).headers(response.headers)
         return reply.send(serializeBody(response))
       }
+      registerIdempotentHandler(route, resolved)
+      return route
     }) as IdempotentRouteFactory)
   },
   { fastify: '5.x', name: 'pg-idempotency' },

@@ -3,6 +3,7 @@ import type { MismatchPolicy } from '../options.ts'
 import { runTransaction } from '../run-transaction.ts'
 import { SqlState, sqlStateOf } from '../store/sql-state.ts'
 import { withIdempotency } from '../with-idempotency.ts'
+import { fingerprintBody, type BodyFingerprint } from './body-fingerprint.ts'
 import { readKeyHeader } from './key-header.ts'
 import type { ResolvedPolicy } from './policy.ts'
 import { problem, problemFromError, ProblemType } from './problem.ts'
@@ -56,8 +57,14 @@ export async function handleIdempotentRequest<DB, Raw>(
   }
 
   const client = await policy.client(request.raw)
+  let body: BodyFingerprint
+  try {
+    body = fingerprintBody(await request.readBody(policy.body.maxBodyBytes), policy.body)
+  } catch (error) {
+    return libraryProblem(policy, error)
+  }
   // The concrete target, not just the route: the same key for another account is another request.
-  const fingerprinted = { method: request.method.toUpperCase(), target: request.target, body: withoutFields(request.body, policy.ignoreFields) }
+  const fingerprinted = { method: request.method.toUpperCase(), target: request.target, body }
   const options = {
     ttl: policy.ttl,
     onMismatch: mismatchPolicy(policy, request.raw),
@@ -164,16 +171,4 @@ function stored(result: HandlerResult, headers: Record<string, string>, allowed:
   const kept: Record<string, string> = {}
   for (const name of allowed) if (headers[name] !== undefined) kept[name] = headers[name]
   return { status: result.status, headers: kept, body: result.body }
-}
-
-/** A copy of the body without the fields the fingerprint ignores. */
-function withoutFields(body: unknown, paths: string[][]): unknown {
-  if (paths.length === 0 || typeof body !== 'object' || body === null || Array.isArray(body)) return body
-  const copy: Record<string, unknown> = { ...(body as Record<string, unknown>) }
-  for (const [head, ...rest] of paths) {
-    if (head === undefined || !(head in copy)) continue
-    if (rest.length === 0) delete copy[head]
-    else copy[head] = withoutFields(copy[head], [rest])
-  }
-  return copy
 }

@@ -1,16 +1,18 @@
-import type { Context, Handler } from 'hono'
-import { IdempotencyErrorCode } from '../errors.ts'
+import type { Context, Handler, MiddlewareHandler } from 'hono'
+import { IdempotencyRequestBodyError } from '../errors.ts'
 import { handleIdempotentRequest } from './handle-request.ts'
+import { keepHonoBody, readHonoBody } from './hono-body.ts'
 import { resolvePolicy, type IdempotencyHttpOptions, type IdempotencyPolicy } from './policy.ts'
-import { problem, ProblemType } from './problem.ts'
+import { DEFAULT_PROBLEM_TYPE_BASE, problemFromError } from './problem.ts'
+import { DEFAULT_MAX_BODY_BYTES } from './request-body.ts'
 import { routeArguments } from './route-arguments.ts'
 import { serializeBody } from './serialize-body.ts'
 import type { HttpResponse, IdempotentHandler } from './types.ts'
 
 /**
- * Hono 4 routes whose handler runs in a transaction that also claims the request's key. The
- * adapter reads the JSON body for the fingerprint; Hono caches it, so `c.req.json()` in the
- * handler reads it again for free.
+ * Hono 4 routes whose handler runs in a transaction that also claims the request's key. For a
+ * request with a key, the adapter reads the body's bytes for the fingerprint (within the route's
+ * `maxBodyBytes`); the handler's `c.req.json()` reads them again.
  *
  * @example
  * ```ts
@@ -30,15 +32,16 @@ export function honoIdempotency<DB>(options: IdempotencyHttpOptions<DB, Context>
     const [policy, handler] = routeArguments(args)
     const resolved = resolvePolicy(options, policy)
     return async (c: Context) => {
-      let body: unknown
-      try {
-        body = await readJsonBody(c)
-      } catch {
-        return toResponse(problem(resolved.problemTypeBase, ProblemType.REQUEST_INVALID, 400, 'The request body is not valid JSON.', { code: IdempotencyErrorCode.REQUEST_INVALID }))
-      }
       const response = await handleIdempotentRequest(
         resolved,
-        { method: c.req.method, route: c.req.routePath, target: targetOf(c.req.url), header: (name) => c.req.header(name), body, raw: c },
+        {
+          method: c.req.method,
+          route: c.req.routePath,
+          target: targetOf(c.req.url),
+          header: (name) => c.req.header(name),
+          readBody: (limit) => readHonoBody(c, limit),
+          raw: c,
+        },
         handler,
       )
       return toResponse(response)
@@ -47,10 +50,27 @@ export function honoIdempotency<DB>(options: IdempotencyHttpOptions<DB, Context>
   return idempotent
 }
 
-async function readJsonBody(c: Context): Promise<unknown> {
-  if (!/[/+]json\b/i.test(c.req.header('content-type') ?? '')) return undefined
-  const text = await c.req.text()
-  return text === '' ? undefined : JSON.parse(text)
+/**
+ * Middleware that keeps the body's bytes for the fingerprint, for routes where another middleware
+ * (Hono's `validator('json')`, zod-validator) reads the body before the idempotent handler: mount
+ * it before that middleware. Reads at most `maxBodyBytes` (default 1 MiB), else answers `413`.
+ *
+ * @example
+ * ```ts
+ * app.post('/payments', keepRawBody(), zValidator('json', payment), idempotent(async ({ tx, request: c }) => ...))
+ * ```
+ */
+export function keepRawBody(options: { maxBodyBytes?: number; problemTypeBase?: string } = {}): MiddlewareHandler {
+  const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES
+  return async (c, next) => {
+    try {
+      await keepHonoBody(c, limit)
+    } catch (error) {
+      if (error instanceof IdempotencyRequestBodyError) return toResponse(problemFromError(options.problemTypeBase ?? DEFAULT_PROBLEM_TYPE_BASE, error, 422))
+      throw error
+    }
+    await next()
+  }
 }
 
 function targetOf(url: string): string {

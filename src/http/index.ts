@@ -4,4 +4,6 @@ export { resolvePolicy, type IdempotencyPolicy, type IdempotencyHttpOptions, typ
 export { ProblemType, PROBLEM_CONTENT_TYPE, DEFAULT_PROBLEM_TYPE_BASE, problemFromError } from './problem.ts'
 export { readKeyHeader } from './key-header.ts'
 export { httpScope, clientDigest, type HttpScopeParts } from './scope.ts'
+export { IdempotencyRequestBodyError } from '../errors.ts'
+export type { RequestBody } from './request-body.ts'
 export type { HandlerResult, HandlerContext, HttpRequest, HttpResponse, IdempotentHandler } from './types.ts'

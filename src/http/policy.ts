@@ -1,8 +1,12 @@
 import type { IsolationLevel, Kysely, Transaction } from 'kysely'
 import type { Duration } from '../duration.ts'
 import { IdempotencyUsageError } from '../errors.ts'
+import { MAX_JSON_DEPTH } from '../json.ts'
 import type { KeyFormat } from '../key.ts'
+import { DEFAULT_MAX_BODY_DEPTH, type BodyRules } from './body-fingerprint.ts'
+import { ignoredFieldsOf } from '../canonical-json.ts'
 import { DEFAULT_PROBLEM_TYPE_BASE } from './problem.ts'
+import { DEFAULT_MAX_BODY_BYTES } from './request-body.ts'
 
 /** How one route treats idempotency keys. Every field has a default; set what differs. */
 export interface IdempotencyPolicy {
@@ -44,8 +48,12 @@ export interface IdempotencyPolicy {
   customer?: boolean
   /** Response headers stored and replayed (lower case). Default content-type, location, etag. */
   storeHeaders?: readonly string[]
-  /** Body fields left out of the fingerprint, as dotted paths (`'metadata.sentAt'`). */
+  /** JSON body fields left out of the fingerprint, as dotted paths (`'metadata.sentAt'`). */
   ignoreFields?: readonly string[]
+  /** The largest body a keyed request may have, in bytes: larger is a `413`. Default 1 MiB. */
+  maxBodyBytes?: number
+  /** The deepest nesting of arrays and objects in a keyed request's JSON body: deeper is a `400`. Default 100, at most 1000. */
+  maxBodyDepth?: number
   /** The methods that take keys. Default POST and PATCH; others pass through untouched. */
   methods?: readonly string[]
   /** The transaction's isolation level. Default the database's (READ COMMITTED). */
@@ -79,7 +87,17 @@ export interface IdempotencyHttpOptions<DB, Raw> extends IdempotencyPolicy {
 }
 
 /** Credentials and cookies are never stored, whatever the allow-list says. */
-const NEVER_STORED = new Set(['set-cookie', 'authorization', 'proxy-authorization', 'cookie', 'www-authenticate', 'proxy-authenticate'])
+const NEVER_STORED = new Set([
+  'set-cookie',
+  'set-cookie2',
+  'cookie',
+  'authorization',
+  'proxy-authorization',
+  'www-authenticate',
+  'proxy-authenticate',
+  'authentication-info',
+  'proxy-authentication-info',
+])
 
 export interface ResolvedPolicy<DB, Raw> {
   db: Kysely<DB>
@@ -95,6 +113,8 @@ export interface ResolvedPolicy<DB, Raw> {
   customer: boolean
   storeHeaders: string[]
   ignoreFields: string[][]
+  /** What the body's fingerprint needs: its limits and the ignored fields. */
+  body: BodyRules
   methods: Set<string>
   isolation: IsolationLevel | undefined
   schema: string | undefined
@@ -113,6 +133,12 @@ export function resolvePolicy<DB, Raw>(options: IdempotencyHttpOptions<DB, Raw>,
   if (merged.customer !== undefined && typeof merged.customer !== 'boolean') {
     throw new IdempotencyUsageError(`customer must be true or false; got ${String(merged.customer)}.`)
   }
+  const ignoreFields = (merged.ignoreFields ?? []).map((path) => path.split('.'))
+  const body: BodyRules = {
+    maxBodyBytes: positiveInteger('maxBodyBytes', merged.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, Number.MAX_SAFE_INTEGER),
+    maxBodyDepth: positiveInteger('maxBodyDepth', merged.maxBodyDepth ?? DEFAULT_MAX_BODY_DEPTH, MAX_JSON_DEPTH),
+    ignoredFields: ignoredFieldsOf(ignoreFields),
+  }
   return {
     db: merged.db,
     client: merged.client ?? (() => undefined),
@@ -126,10 +152,17 @@ export function resolvePolicy<DB, Raw>(options: IdempotencyHttpOptions<DB, Raw>,
     scope,
     customer: merged.customer === true,
     storeHeaders: (merged.storeHeaders ?? ['content-type', 'location', 'etag']).map((h) => h.toLowerCase()).filter((h) => !NEVER_STORED.has(h)),
-    ignoreFields: (merged.ignoreFields ?? []).map((path) => path.split('.')),
+    ignoreFields,
+    body,
     methods: new Set((merged.methods ?? ['POST', 'PATCH']).map((m) => m.toUpperCase())),
     isolation: merged.isolation,
     schema: merged.schema,
     problemTypeBase: merged.problemTypeBase ?? DEFAULT_PROBLEM_TYPE_BASE,
   }
 }
+
+function positiveInteger(name: string, value: number, max: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > max) throw new IdempotencyUsageError(`${name} must be an integer from 1 to ${max}; got ${String(value)}.`)
+  return value
+}
+

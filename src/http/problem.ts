@@ -18,6 +18,7 @@ export const ProblemType = {
   /** The handler's result can never be stored (a NUL character, not JSON): retrying cannot help. */
   RESULT_INVALID: 'idempotency-result-invalid',
   /** The store was unavailable (a lost connection, a timeout); nothing was stored. Retry later. */
+  REQUEST_TOO_LARGE: 'idempotency-request-too-large',
   SERVER_ERROR: 'idempotency-server-error',
   /** The server is set up wrongly (not migrated, the key table written around the library). */
   SERVER_FAULT: 'idempotency-server-fault',
@@ -44,6 +45,7 @@ const TITLES: Record<ProblemType, string> = {
   [ProblemType.KEY_IN_PROGRESS]: 'A request with this idempotency key is in progress',
   [ProblemType.REQUEST_INVALID]: 'Request body is not JSON',
   [ProblemType.RESULT_INVALID]: 'The response cannot be stored',
+  [ProblemType.REQUEST_TOO_LARGE]: 'Request body too large',
   [ProblemType.SERVER_ERROR]: 'Idempotency store unavailable',
   [ProblemType.SERVER_FAULT]: 'The server cannot make this request idempotent',
 }
@@ -84,6 +86,8 @@ export function problemFromError(base: string, error: IdempotencyError, mismatch
       return problem(base, ProblemType.KEY_INVALID, 400, error.message, extra)
     case IdempotencyErrorCode.REQUEST_INVALID:
       return problem(base, ProblemType.REQUEST_INVALID, 400, error.message, extra)
+    case IdempotencyErrorCode.REQUEST_TOO_LARGE:
+      return problem(base, ProblemType.REQUEST_TOO_LARGE, 413, error.message, extra)
     case IdempotencyErrorCode.KEY_MISMATCH:
       return problem(base, ProblemType.KEY_MISMATCH, mismatchStatus, error.message, extra)
     case IdempotencyErrorCode.KEY_IN_PROGRESS:

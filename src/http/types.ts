@@ -1,5 +1,6 @@
 import type { Transaction } from 'kysely'
 import type { Customer } from '../customers/customer.ts'
+import type { RequestBody } from './request-body.ts'
 
 /** What a framework adapter hands the HTTP core: the parts of a request the core looks at. */
 export interface HttpRequest<Raw = unknown> {
@@ -10,8 +11,11 @@ export interface HttpRequest<Raw = unknown> {
   target: string
   /** A header by lower-case name; the first value when there are several. */
   header(name: string): string | undefined
-  /** The parsed body (JSON), or undefined. */
-  body: unknown
+  /**
+   * The body's bytes as the client sent them, for the fingerprint: called only for a request that
+   * carries a key, after the key is read. Throws a `413` error past `limit` bytes.
+   */
+  readBody(limit: number): Promise<RequestBody>
   /** The framework's own request object. */
   raw: Raw
 }

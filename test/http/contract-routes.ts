@@ -13,7 +13,7 @@ export interface ContractRoute {
   plain?: (db: Kysely<any>) => Promise<unknown>
 }
 
-export const counters = { boom: 0, rejected: 0, declined: 0, unavailable: 0 }
+export const counters = { boom: 0, rejected: 0, declined: 0, unavailable: 0, bodies: 0 }
 export const latches: { slow?: Latch } = {}
 
 async function insertItem(tx: Transaction<any>, name: string) {
@@ -137,6 +137,43 @@ export const contractRoutes: ContractRoute[] = [
     method: 'post',
     path: '/unstorable',
     handler: async ({ tx, body }) => ({ status: 201, body: { ...(await insertItem(tx, body.name)), note: 'a\u0000b' } }),
+  },
+  {
+    // Counts its runs and never looks at the body: what the fingerprint sees is the adapter's.
+    method: 'post',
+    path: '/bodies',
+    policy: { ignoreFields: ['meta.sentAt'] },
+    handler: async () => ({ status: 201, body: { run: ++counters.bodies } }),
+  },
+  {
+    method: 'post',
+    path: '/small-bodies',
+    policy: { maxBodyBytes: 1024, maxBodyDepth: 8 },
+    handler: async () => ({ status: 201, body: { run: ++counters.bodies } }),
+  },
+  {
+    // A route that lists every credential header in its allow-list, in odd capitalisation.
+    method: 'post',
+    path: '/credentials',
+    policy: {
+      storeHeaders: ['Set-Cookie', 'SET-COOKIE2', 'AUTHORIZATION', 'Proxy-Authorization', 'cookie', 'WWW-Authenticate', 'proxy-AUTHENTICATE', 'authentication-info', 'Proxy-Authentication-Info', 'X-Kept'],
+    },
+    handler: async () => ({
+      status: 201,
+      body: { run: ++counters.bodies },
+      headers: {
+        'Set-Cookie': 'session=secret',
+        'set-cookie2': 'old=secret',
+        Authorization: 'Bearer secret',
+        'PROXY-AUTHORIZATION': 'Basic secret',
+        Cookie: 'c=secret',
+        'www-authenticate': 'Bearer realm="secret"',
+        'Proxy-Authenticate': 'Basic realm="secret"',
+        'Authentication-Info': 'nextnonce="secret"',
+        'proxy-authentication-info': 'nextnonce="secret"',
+        'x-kept': 'kept',
+      },
+    }),
   },
   {
     method: 'get',

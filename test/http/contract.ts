@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { useTestDatabase } from '../support/test-database.ts'
 import { Latch } from '../support/concurrency.ts'
 import { counters, createItemsTable, latches } from './contract-routes.ts'
+import { rawRequest } from './raw-http.ts'
 import type { RunningServer, StartServer } from './servers.ts'
 
 /**
@@ -280,6 +281,185 @@ export function describeHttpContract(framework: string, start: StartServer): voi
       const response = await fetch(server.url + '/items', { headers: { 'idempotency-key': randomUUID() } })
       expect(response.status).toBe(200)
       expect(response.headers.get('idempotent-replayed')).toBeNull()
+    })
+  })
+
+  describe(`${framework}: what the fingerprint sees`, () => {
+    const send = (path: string, key: string, contentType: string | undefined, body: string | Buffer) =>
+      fetch(server.url + path, { method: 'POST', headers: { 'idempotency-key': key, ...(contentType ? { 'content-type': contentType } : {}) }, body })
+    const runs = async (response: Response) => ((await response.json()) as { run: number }).run
+
+    it.each([
+      ['application/x-www-form-urlencoded', 'amount=10&to=alice', 'amount=99&to=mallory'],
+      ['text/plain; charset=utf-8', 'pay alice 10', 'pay mallory 99'],
+      ['application/octet-stream', 'a\u0000b', 'a\u0000c'],
+      ['application/json-seq', '\u001e{"amount":10}\n', '\u001e{"amount":99}\n'],
+    ])('fingerprints a %s body by its bytes: another body with the key is a mismatch, never a replay', async (type, first, other) => {
+      const key = randomUUID()
+      const created = await send('/bodies', key, type, first)
+      expect(created.status).toBe(201)
+      const run = await runs(created)
+      const mismatch = await send('/bodies', key, type, other)
+      expect(mismatch.status).toBe(422)
+      expect((await problemOf(mismatch)).type).toMatch(/idempotency-key-mismatch$/)
+      const again = await send('/bodies', key, type, first)
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+      expect(await runs(again)).toBe(run)
+    })
+
+    it('fingerprints the content type with the bytes: the same bytes as another type is a mismatch', async () => {
+      const key = randomUUID()
+      expect((await send('/bodies', key, 'text/plain; charset=utf-8', 'amount=10')).status).toBe(201)
+      expect((await send('/bodies', key, 'text/plain; charset=iso-8859-1', 'amount=10')).status).toBe(422)
+      expect((await send('/bodies', key, 'application/x-www-form-urlencoded', 'amount=10')).status).toBe(422)
+    })
+
+    it('tells JSON numbers apart beyond 2^53, and keeps their text', async () => {
+      const key = randomUUID()
+      expect((await send('/bodies', key, 'application/json', '{"amount":9007199254740993}')).status).toBe(201)
+      expect((await send('/bodies', key, 'application/json', '{"amount":9007199254740992}')).status).toBe(422)
+      expect((await send('/bodies', key, 'application/json', '{"amount":9007199254740993.0}')).status).toBe(422)
+      const same = await send('/bodies', key, 'application/json', ' { "amount" : 9007199254740993 } ')
+      expect(same.headers.get('idempotent-replayed')).toBe('true')
+    })
+
+    it('ignores key order, whitespace and escapes in a JSON body, and honours nested ignoreFields', async () => {
+      const key = randomUUID()
+      expect((await send('/bodies', key, 'application/json', '{"a":1,"b":"x","meta":{"sentAt":"10:00","id":7}}')).status).toBe(201)
+      const same = await send('/bodies', key, 'application/json; charset=utf-8', '{ "meta": {"id": 7, "sentAt": "10:01"}, "b": "\\u0078",\n "a": 1 }')
+      expect(same.headers.get('idempotent-replayed')).toBe('true')
+      expect((await send('/bodies', key, 'application/json', '{"a":1,"b":"x","meta":{"sentAt":"10:00","id":8}}')).status).toBe(422)
+    })
+
+    it('tells apart a repeated member name from the member alone', async () => {
+      const key = randomUUID()
+      expect((await send('/bodies', key, 'application/json', '{"to":"alice","to":"mallory"}')).status).toBe(201)
+      expect((await send('/bodies', key, 'application/json', '{"to":"mallory"}')).status).toBe(422)
+    })
+
+    it('refuses a JSON body that is not UTF-8 with 400 problem details, storing nothing (two such bodies never share a fingerprint)', async () => {
+      for (const bytes of [Buffer.from('{"to":"\xff"}', 'latin1'), Buffer.from('{"to":"\xfe"}', 'latin1'), Buffer.from('{"to":"\xc0\xaf"}', 'latin1'), Buffer.from('{"to":"\xed\xa0\x80"}', 'latin1')]) {
+        const key = randomUUID()
+        const response = await send('/bodies', key, 'application/json', bytes)
+        expect(response.status).toBe(400)
+        expect((await problemOf(response)).type).toMatch(/idempotency-request-invalid$/)
+        expect(await keysOf(key)).toBe(0)
+      }
+    })
+
+    it('refuses a JSON body that is not JSON with 400, storing nothing (the framework\'s parser may answer first)', async () => {
+      for (const text of ['{"to":', '{"to":"a"} x', '{"to":"\\u0000"}', '{"to":"\\ud800"}']) {
+        const key = randomUUID()
+        expect((await send('/bodies', key, 'application/json', text)).status, text).toBe(400)
+        expect(await keysOf(key)).toBe(0)
+      }
+    })
+
+    it('answers 413 problem details past maxBodyBytes, declared or sent in chunks, storing nothing', async () => {
+      const key = randomUUID()
+      const declared = await send('/small-bodies', key, 'application/json', JSON.stringify({ pad: 'x'.repeat(2000) }))
+      expect(declared.status).toBe(413)
+      expect((await problemOf(declared)).type).toMatch(/idempotency-request-too-large$/)
+      const chunks = new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < 4; i++) controller.enqueue(new TextEncoder().encode('x'.repeat(500)))
+          controller.close()
+        },
+      })
+      const chunked = await fetch(server.url + '/small-bodies', {
+        method: 'POST',
+        headers: { 'idempotency-key': key, 'content-type': 'text/plain' },
+        body: chunks,
+        duplex: 'half',
+      } as RequestInit)
+      expect(chunked.status).toBe(413)
+      expect(await keysOf(key)).toBe(0)
+      expect((await send('/small-bodies', key, 'text/plain', 'x'.repeat(1024))).status).toBe(201)
+    })
+
+    it('answers 413 past the default limit of 1 MiB', async () => {
+      const response = await send('/bodies', randomUUID(), 'application/octet-stream', Buffer.alloc(1024 * 1024 + 1))
+      expect(response.status).toBe(413)
+    })
+
+    it('refuses JSON nested deeper than maxBodyDepth with 400, and the deep bodies of the issue', async () => {
+      const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth)
+      expect((await send('/small-bodies', randomUUID(), 'application/json', nested(8))).status).toBe(201)
+      const deep = await send('/small-bodies', randomUUID(), 'application/json', nested(9))
+      expect(deep.status).toBe(400)
+      expect((await problemOf(deep)).detail).toMatch(/deeper than 8/)
+      const hostile = `[${Array(240).fill(nested(2000)).join(',')}]`
+      const refused = await send('/bodies', randomUUID(), 'application/json', hostile)
+      expect(refused.status).toBe(400)
+      expect((await problemOf(refused)).detail).toMatch(/deeper than 100/)
+    })
+
+    it('never stores credential headers, whatever the allow-list and their capitalisation', async () => {
+      const key = randomUUID()
+      const first = await post('/credentials', {}, { 'idempotency-key': key })
+      expect(first.status).toBe(201)
+      expect(first.headers.get('authentication-info')).toBe('nextnonce="secret"')
+      const again = await post('/credentials', {}, { 'idempotency-key': key })
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+      expect(again.headers.get('x-kept')).toBe('kept')
+      const credentials = ['set-cookie', 'set-cookie2', 'authorization', 'proxy-authorization', 'cookie', 'www-authenticate', 'proxy-authenticate', 'authentication-info', 'proxy-authentication-info']
+      for (const name of credentials) expect(again.headers.get(name), name).toBeNull()
+      const { rows } = await sql<{ response: string }>`select response::text as response from idempotency.idempotency_keys where key = ${key}`.execute(database.db)
+      expect(rows[0]!.response).toContain('x-kept')
+      expect(rows[0]!.response.toLowerCase()).not.toMatch(/secret|authoriz|authenticat|cookie/)
+    })
+  })
+
+  describe(`${framework}: the key header, byte for byte`, () => {
+    const raw = (headerLines: string[], body = '{"name":"raw"}') => rawRequest(server.url, 'POST', '/bodies', ['content-type: application/json', ...headerLines], body)
+
+    it('answers 400 for repeated Idempotency-Key lines, different or equal', async () => {
+      const a = randomUUID()
+      for (const lines of [[`idempotency-key: ${a}`, `idempotency-key: ${randomUUID()}`], [`Idempotency-Key: ${a}`, `IDEMPOTENCY-KEY: ${a}`], [`idempotency-key: "${a}"`, `idempotency-key: "${randomUUID()}"`]]) {
+        const response = await raw(lines)
+        expect(response.status, lines.join(' | ')).toBe(400)
+        expect(JSON.parse(response.body).type).toMatch(/idempotency-key-invalid$/)
+      }
+      expect(await keysOf(a)).toBe(0)
+      expect(await keysOf(`${a}, ${a}`)).toBe(0)
+    })
+
+    it('refuses Structured Field parameters and keys outside the bare-key grammar', async () => {
+      const key = randomUUID()
+      for (const value of [`"${key}";x=1`, `"${key}";x`, `${key};x=1`, `${key} x`, `${key},`, 'caf\xe9', `"${key}" "x"`]) {
+        const response = await raw([`idempotency-key: ${value}`])
+        expect(response.status, value).toBe(400)
+      }
+      expect(await keysOf(key)).toBe(0)
+    })
+
+    it('takes a bare key and its Structured Field string as one key, over a raw socket too', async () => {
+      const key = `k-${randomUUID()}`
+      expect((await raw([`idempotency-key: ${key}`])).status).toBe(201)
+      const again = await raw([`idempotency-key:   "${key}"  `])
+      expect(again.headers['idempotent-replayed']).toBe('true')
+    })
+
+    it('answers a body declared past the limit without reading it, whether the key is valid or not', async () => {
+      const key = randomUUID()
+      const promised = ['content-type: text/plain', 'content-length: 1000000000']
+      const valid = await rawRequest(server.url, 'POST', '/bodies', [...promised, `idempotency-key: ${key}`])
+      expect(valid.status).toBe(413)
+      expect(JSON.parse(valid.body).type).toMatch(/idempotency-request-too-large$/)
+      // Fastify parses before any handler runs, so its refusal may be the size rather than the key.
+      const invalid = await rawRequest(server.url, 'POST', '/bodies', [...promised, 'idempotency-key: a b'])
+      expect([400, 413]).toContain(invalid.status)
+      expect(await keysOf(key)).toBe(0)
+    })
+
+    it('compares UUID request ids case-insensitively (RFC 4122)', async () => {
+      const id = randomUUID()
+      const name = randomUUID()
+      const first = await post('/requests/a', { name }, { 'x-request-id': id.toUpperCase() })
+      const again = await post('/requests/a', { name }, { 'x-request-id': id })
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+      expect(await again.text()).toBe(await first.text())
+      expect(await items(name)).toBe(1)
     })
   })
 }

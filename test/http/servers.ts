@@ -2,9 +2,9 @@ import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import express from 'express'
 import Fastify from 'fastify'
-import { Hono } from 'hono'
+import { Hono, type Context } from 'hono'
 import type { Kysely } from 'kysely'
-import { expressIdempotency } from '../../src/http/express.ts'
+import { expressIdempotency, keepRawBody } from '../../src/http/express.ts'
 import { idempotencyPlugin } from '../../src/http/fastify.ts'
 import { honoIdempotency } from '../../src/http/hono.ts'
 import { contractRoutes, type ContractRoute } from './contract-routes.ts'
@@ -18,7 +18,7 @@ export type StartServer = (db: Kysely<any>, routes?: ContractRoute[]) => Promise
 
 export const startExpress: StartServer = async (db, routes = contractRoutes) => {
   const app = express()
-  app.use(express.json())
+  app.use(express.json({ verify: keepRawBody, limit: '2mb' }))
   const idempotent = expressIdempotency({ db, client: (req) => req.get('x-api-key') })
   for (const route of routes) {
     const { handler, plain } = route
@@ -35,6 +35,9 @@ export const startExpress: StartServer = async (db, routes = contractRoutes) => 
 
 export const startFastify: StartServer = async (db, routes = contractRoutes) => {
   const app = Fastify()
+  // Every media type reaches the handler (as Express and Hono let it), so the contract can show
+  // that a body the adapter did not parse as JSON is still fingerprinted.
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
   await app.register(idempotencyPlugin, { db, client: (request) => request.headers['x-api-key'] as string | undefined })
   for (const route of routes) {
     const { handler, plain } = route
@@ -50,7 +53,7 @@ export const startHono: StartServer = async (db, routes = contractRoutes) => {
   const idempotent = honoIdempotency({ db, client: (c) => c.req.header('x-api-key') })
   for (const route of routes) {
     const { handler, plain } = route
-    if (handler) app[route.method](route.path, idempotent(route.policy ?? {}, async ({ tx, request, key, customer }) => handler({ tx, body: request.req.method === 'GET' ? undefined : await request.req.json(), key, customer })))
+    if (handler) app[route.method](route.path, idempotent(route.policy ?? {}, async ({ tx, request, key, customer }) => handler({ tx, body: request.req.method === 'GET' ? undefined : await honoBody(request), key, customer })))
     else if (plain) app[route.method](route.path, async (c) => c.json(await plain(db)))
   }
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
@@ -60,4 +63,8 @@ export const startHono: StartServer = async (db, routes = contractRoutes) => {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   }
+}
+
+async function honoBody(c: Context): Promise<unknown> {
+  return /^application\/json\s*(;|$)/.test(c.req.header('content-type') ?? '') ? c.req.json() : c.req.text()
 }
