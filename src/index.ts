@@ -9,6 +9,7 @@ export {
   IdempotencyKeyInProgressError,
   IdempotencySnapshotConflictError,
   IdempotencyJsonError,
+  IdempotencyRequestBodyError,
   IdempotencyUsageError,
   IdempotencyStoreError,
   CustomerIdentifierError,

@@ -11,6 +11,7 @@ import {
   IdempotencyKeyInvalidError,
   IdempotencyKeyMismatchError,
   IdempotencySnapshotConflictError,
+  IdempotencyRequestBodyError,
   IdempotencyStoreError,
   IdempotencyUsageError,
 } from '../../src/index.ts'
@@ -27,6 +28,8 @@ const errors: IdempotencyError[] = [
   new IdempotencyJsonError(IdempotencyErrorCode.RESULT_INVALID, '$.note', 'a string has a NUL character'),
   new IdempotencyJsonError(IdempotencyErrorCode.EVENT_INVALID, '$', 'NUL'),
   new IdempotencyUsageError('no transaction'),
+  new IdempotencyRequestBodyError(IdempotencyErrorCode.REQUEST_TOO_LARGE, 'too large'),
+  new IdempotencyRequestBodyError(IdempotencyErrorCode.REQUEST_INVALID, 'not UTF-8'),
   new IdempotencyStoreError(IdempotencyErrorCode.NOT_MIGRATED, 'run migrate()', '42P01', new Error('relation does not exist')),
   new IdempotencyStoreError(IdempotencyErrorCode.STORE_FAILED, 'unique violation', '23505', new Error('duplicate key value violates unique constraint')),
   new IdempotencyStoreError(IdempotencyErrorCode.STORE_FAILED, 'connection lost', '57P01', new Error('terminating connection due to administrator command'), true),
