@@ -45,6 +45,12 @@ async function clearOutbox() {
   await sql`delete from idempotency.outbox_events`.execute(database.db)
 }
 
+/** A customer of its own for a test: events name existing customers only. */
+async function newCustomer(): Promise<string> {
+  const { customer } = await database.db.transaction().execute((tx) => createCustomer(tx, { clientId: 'outbox-tests', idempotentIdentifier: randomUUID() }))
+  return customer.customerId
+}
+
 const pending = async () => (await sql<{ n: number }>`select count(*)::int as n from idempotency.outbox_events where status = 'pending'`.execute(database.db)).rows[0]!.n
 
 /**
@@ -95,7 +101,7 @@ describe('emit', () => {
 
   it('derives ids from the idempotency key, carries its customer, emits nothing on replay, and new ids once the key expired', async () => {
     const key = randomUUID()
-    const customerId = randomUUID()
+    const customerId = await newCustomer()
     const topic = `t-${randomUUID()}`
     const attempt = (amount: number) =>
       database.db.transaction().execute((tx) =>
@@ -123,7 +129,7 @@ describe('emit', () => {
   })
 
   it("takes the customer of an outer call when a nested call names none", async () => {
-    const customerId = randomUUID()
+    const customerId = await newCustomer()
     const topic = `t-${randomUUID()}`
     await database.db.transaction().execute((tx) =>
       withIdempotency(tx, { key: randomUUID(), customerId }, (tx) => withIdempotency(tx, randomUUID(), (tx) => emit(tx, topic, {}))),
@@ -157,7 +163,7 @@ describe('the relay', () => {
   it.skipIf(!redisUp)('delivers to a Redis stream in order per customer, many customers interleaved', async () => {
     await clearOutbox()
     const stream = `pgidem-test-${randomUUID()}`
-    const customers = Array.from({ length: 5 }, () => randomUUID())
+    const customers = await Promise.all(Array.from({ length: 5 }, newCustomer))
     await Promise.all(
       customers.map(async (customerId) => {
         for (let seq = 0; seq < 20; seq++) await database.db.transaction().execute((tx) => emit(tx, 'deposit.accepted', { seq }, { customerId }))
@@ -195,7 +201,7 @@ describe('the relay', () => {
 
   it('keeps order per customer with two relays running side by side, delivering every event', async () => {
     await clearOutbox()
-    const customers = Array.from({ length: 6 }, () => randomUUID())
+    const customers = await Promise.all(Array.from({ length: 6 }, newCustomer))
     await Promise.all(
       customers.map(async (customerId) => {
         for (let seq = 0; seq < 15; seq++) await database.db.transaction().execute((tx) => emit(tx, 'seq', { seq }, { customerId }))
@@ -219,7 +225,7 @@ describe('the relay', () => {
 
   it('retries with backoff, sets an event aside as dead after maxAttempts, and then lets its key move on', async () => {
     await clearOutbox()
-    const customerId = randomUUID()
+    const customerId = await newCustomer()
     await database.db.transaction().execute((tx) => emit(tx, 'poison', { n: 1 }, { customerId }))
     await database.db.transaction().execute((tx) => emit(tx, 'fine', { n: 2 }, { customerId }))
     const delivered: string[] = []
@@ -280,7 +286,7 @@ describe('the relay', () => {
   it.skipIf(!redisUp)('loses nothing when the relay is killed between publish and acknowledgement; the inbox applies each event once', async () => {
     await clearOutbox()
     const stream = `pgidem-crash-${randomUUID()}`
-    const customers = Array.from({ length: 4 }, () => randomUUID())
+    const customers = await Promise.all(Array.from({ length: 4 }, newCustomer))
     for (let seq = 0; seq < 50; seq++) {
       await database.db.transaction().execute((tx) => emit(tx, 'deposit.accepted', { seq }, { customerId: customers[seq % 4]! }))
     }
@@ -359,6 +365,77 @@ describe('customer deletion', () => {
   })
 
 
+  it('refuses an event naming a customer that never existed or whose deletion has finished, even in a request that found it active', async () => {
+    const neverExisted = randomUUID()
+    const refused = database.db.transaction().execute((tx) => emit(tx, 'x', {}, { customerId: neverExisted }))
+    await expect(refused).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_NOT_FOUND, httpStatus: 404, retryable: false })
+
+    const clientId = randomUUID()
+    const { customer } = await database.db.transaction().execute((tx) => createCustomer(tx, { clientId, idempotentIdentifier: 'finished' }))
+    const id = customer.customerId
+    // A request made on the customer's behalf while it was active, which emits only after the
+    // whole deletion has run.
+    const latch = new Latch()
+    const request = database.db.transaction().execute((tx) =>
+      withIdempotency(tx, { key: randomUUID(), customerId: id }, async (tx) => {
+        await latch.hold()
+        return emit(tx, 'late', { name: 'Jane Doe' })
+      }),
+    )
+    await latch.entered
+    await requestCustomerDeletion(database.db, boss, { clientId, customerId: id })
+    expect((await deleteCustomerData(database.db, id)).state).toBe('done')
+    latch.release()
+    await expect(request).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_NOT_FOUND, retryable: false })
+    await expect(database.db.transaction().execute((tx) => emit(tx, 'x', {}, { customerId: id }))).rejects.toMatchObject({
+      code: IdempotencyErrorCode.CUSTOMER_NOT_FOUND,
+    })
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from idempotency.outbox_events where customer_id = any(${[id, neverExisted]}::uuid[])`.execute(database.db)
+    expect(rows[0]!.n).toBe(0)
+    // The table itself refuses it too, whoever writes.
+    const direct = sql`insert into idempotency.outbox_events (event_id, topic, customer_id, payload) values (${randomUUID()}::uuid, 'x', ${id}::uuid, '{}')`.execute(database.db)
+    await expect(direct).rejects.toMatchObject({ code: '23503' })
+  })
+
+  it("refuses an event that arrives while the deletion's final transaction runs, once that transaction has committed", async () => {
+    const clientId = randomUUID()
+    const { customer } = await database.db.transaction().execute((tx) => createCustomer(tx, { clientId, idempotentIdentifier: 'final' }))
+    const id = customer.customerId
+    // A registered table whose row another transaction holds: the final transaction, which has
+    // locked the customer row first, waits on it.
+    await sql`create table held_rows (customer_id uuid not null)`.execute(database.db)
+    await sql`insert into held_rows values (${id}::uuid)`.execute(database.db)
+    const holder = new Latch()
+    const holding = database.db.transaction().execute(async (tx) => {
+      await sql`select 1 from held_rows for update`.execute(tx)
+      await holder.hold()
+    })
+    await holder.entered
+    await requestCustomerDeletion(database.db, boss, { clientId, customerId: id })
+    const deletion = deleteCustomerData(database.db, id, { tables: [{ schema: 'public', table: 'held_rows', column: 'customer_id' }] })
+    const emitting = new Latch()
+    let request: Promise<string> | undefined
+    try {
+      await waitersAtLeast(1)
+      request = database.db.transaction().execute(async (tx) => {
+        await emitting.hold()
+        return emit(tx, 'during-final', {}, { customerId: id })
+      })
+      await emitting.entered
+      emitting.release()
+      // The emit waits on the customer row the final transaction holds.
+      await waitersAtLeast(2)
+    } finally {
+      holder.release()
+    }
+    await holding
+    expect((await deletion).state).toBe('done')
+    await expect(request).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_NOT_FOUND })
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from idempotency.outbox_events where customer_id = ${id}::uuid`.execute(database.db)
+    expect(rows[0]!.n).toBe(0)
+    await sql`drop table held_rows`.execute(database.db)
+  })
+
   it("removes the customer's events", async () => {
     const clientId = randomUUID()
     const { customer } = await database.db.transaction().execute((tx) => createCustomer(tx, { clientId, idempotentIdentifier: 'evented' }))
@@ -368,6 +445,18 @@ describe('customer deletion', () => {
     expect(done.deletedRows['idempotency.outbox_events']).toBe(3)
   })
 })
+
+/** Polls until at least `count` backends of this database wait on a lock (or fails after 30 s). */
+async function waitersAtLeast(count: number) {
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(database.db)
+    if (rows[0]!.n >= count) return
+    if (Date.now() > deadline) throw new Error(`fewer than ${count} transactions ever waited on a lock`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
 
 function reachable(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -1,9 +1,10 @@
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type Transaction } from 'kysely'
 import { toMilliseconds, type Duration } from '../duration.ts'
 import { IdempotencyUsageError } from '../errors.ts'
 import { checkBatchSize } from '../store/batches.ts'
 import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
 import type { OutboxEvent, Publisher } from './event.ts'
+import { readyKeys, type ReadyKey } from './relay-horizon.ts'
 
 export interface RelayOptions {
   db: Kysely<any>
@@ -21,7 +22,7 @@ export interface RelayOptions {
   pollInterval?: Duration
   /**
    * The longest one publish may take before it counts as failed. Default `'30s'`. While a batch is
-   * open its transaction holds back every relay's view of newer events, so a hung broker must not
+   * open its events, and the events behind them in their keys, wait, so a hung broker must not
    * hold it for long.
    */
   publishTimeout?: Duration
@@ -47,12 +48,14 @@ interface EventRow {
 }
 
 /**
- * Delivers outbox events, at least once, in order per ordering key. Each round takes a batch in
- * one transaction (`FOR UPDATE SKIP LOCKED`, so relays can run side by side), publishes, and marks
- * the delivered events in the same transaction: a relay that dies between publishing and that
- * commit leaves its events pending, and they are published again. An event whose key has an
- * earlier pending event waits for it. Failures back off exponentially; after `maxAttempts` the
- * event is marked dead and its key moves on.
+ * Delivers outbox events, at least once, in the order they were written per ordering key. Each
+ * round takes a batch in one transaction (`FOR UPDATE SKIP LOCKED`, so relays can run side by
+ * side), publishes, and marks the delivered events in the same transaction: a relay that dies
+ * between publishing and that commit leaves its events pending, and they are published again.
+ * Per key, only the oldest pending event and the ones right behind it are taken, and only when no
+ * transaction that emits for the key is still open (see relay-horizon.ts); keys are served in
+ * turn. Failures back off exponentially; after `maxAttempts` the event is marked dead and its key
+ * moves on.
  *
  * @example
  * ```ts
@@ -64,7 +67,9 @@ interface EventRow {
  */
 export function createOutboxRelay(options: RelayOptions) {
   const { db } = options
-  const events = sql.id(options.schema ?? DEFAULT_SCHEMA, 'outbox_events')
+  const schema = options.schema ?? DEFAULT_SCHEMA
+  const events = sql.id(schema, 'outbox_events')
+  const columns = sql`e.id::text, e.event_id, e.topic, e.ordering_key, e.customer_id, e.payload, e.created_at, e.attempts`
   const batchSize = checkBatchSize(options.batchSize ?? 100)
   const maxAttempts = options.maxAttempts ?? 10
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new IdempotencyUsageError(`maxAttempts must be a positive whole number; got ${maxAttempts}.`)
@@ -80,30 +85,55 @@ export function createOutboxRelay(options: RelayOptions) {
     return publisher
   }
 
+  // Where the walk over ordering keys goes on next round: keys are served in turn, so a key with
+  // a long backlog neither starves the others nor is starved by them.
+  let cursor = ''
+  async function keysToDeliver(): Promise<ReadyKey[]> {
+    const first = await readyKeys(db, schema, cursor, null, batchSize)
+    if (first.length === batchSize || cursor === '') {
+      cursor = first.length === batchSize ? first.at(-1)!.orderingKey : ''
+      return first
+    }
+    const rest = batchSize - first.length
+    const wrapped = await readyKeys(db, schema, '', cursor, rest)
+    cursor = wrapped.length === rest ? wrapped.at(-1)!.orderingKey : ''
+    return [...first, ...wrapped]
+  }
+
   /** One batch: take, publish in order, mark. */
   async function runOnce(): Promise<RelayRound> {
+    const keys = await keysToDeliver()
     return db.transaction().execute(async (tx) => {
-      // Only events older than every running transaction: an earlier event of the same key that
-      // has not committed yet would otherwise be overtaken.
-      const { rows } = await sql<EventRow>`
-        select e.id::text, e.event_id, e.topic, e.ordering_key, e.customer_id, e.payload, e.created_at, e.attempts
-          from ${events} e
-         where e.status = 'pending'
-           and e.next_attempt_at <= now()
-           and e.txid < pg_snapshot_xmin(pg_current_snapshot())
-           and (e.ordering_key is null or not exists (
-                 select 1 from ${events} p where p.ordering_key = e.ordering_key and p.status = 'pending' and p.id < e.id))
-         order by e.id
-         limit ${batchSize}
+      // Events without an ordering key promise no order: the oldest due ones, skipping those
+      // another relay holds.
+      const { rows: unordered } = await sql<EventRow>`
+        select ${columns} from ${events} e
+         where e.status = 'pending' and e.ordering_key is null and e.next_attempt_at <= now()
+         order by e.next_attempt_at limit ${batchSize}
            for update of e skip locked`.execute(tx)
+      // Keyed events: of each ready key, its oldest pending events up to the key's bound, several
+      // per key when few keys are ready. Read first, then locked: a run keeps only the prefix this
+      // relay could lock and that is still due, so a head another relay holds (or has just
+      // delivered) is never overtaken by the event behind it.
+      const runs = keys.length === 0 ? [] : await takeRuns(tx, keys, Math.ceil(batchSize / keys.length))
+      // Half the batch is kept for unkeyed events when both kinds wait, so neither starves.
+      const keyedBudget = batchSize - Math.min(unordered.length, Math.floor(batchSize / 2))
+      const keyed: EventRow[] = []
+      for (const run of runs) keyed.push(...run.slice(0, Math.max(0, keyedBudget - keyed.length)))
+      const batch = [...keyed, ...unordered.slice(0, batchSize - keyed.length)].sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1))
+
       const round: RelayRound = { delivered: 0, failed: 0, dead: 0 }
       const delivered: string[] = []
-      for (const row of rows) {
+      // A key whose event failed delivers nothing more this round: its next event must wait.
+      const stopped = new Set<string>()
+      for (const row of batch) {
+        if (row.ordering_key !== null && stopped.has(row.ordering_key)) continue
         const event = toEvent(row)
         try {
           await withTimeout(publisherFor(event).publish(event), publishTimeoutMs)
           delivered.push(row.id)
         } catch (error) {
+          if (row.ordering_key !== null) stopped.add(row.ordering_key)
           // Nothing in the failure path may fail the batch: that would roll back the marks of the
           // events already published, and they would be published again and again.
           try {
@@ -128,6 +158,36 @@ export function createOutboxRelay(options: RelayOptions) {
       round.delivered = delivered.length
       return round
     })
+  }
+
+  /** Each key's run: its due pending events in id order, up to its bound, as far as this relay could lock them. */
+  async function takeRuns(tx: Transaction<any>, keys: ReadyKey[], perKey: number): Promise<EventRow[][]> {
+    const { rows } = await sql<EventRow>`
+      select ${columns}
+        from unnest(${keys.map((k) => k.orderingKey)}::text[], ${keys.map((k) => k.bound)}::bigint[]) as k (ordering_key, bound)
+        cross join lateral (
+          select * from ${events} p
+           where p.status = 'pending' and p.ordering_key = k.ordering_key and p.id <= k.bound
+           order by p.id limit ${perKey}) as e
+       order by e.ordering_key, e.id`.execute(tx)
+    if (rows.length === 0) return []
+    const { rows: locked } = await sql<{ id: string }>`
+      select id::text from ${events}
+       where id = any(${rows.map((row) => row.id)}::bigint[]) and status = 'pending' and next_attempt_at <= now()
+         for update skip locked`.execute(tx)
+    const mine = new Set(locked.map((row) => row.id))
+    const runs = new Map<string, EventRow[]>()
+    const cut = new Set<string>()
+    for (const row of rows) {
+      const key = row.ordering_key!
+      if (cut.has(key)) continue
+      if (!mine.has(row.id)) {
+        cut.add(key)
+        continue
+      }
+      runs.set(key, [...(runs.get(key) ?? []), row])
+    }
+    return [...runs.values()]
   }
 
   let running: Promise<void> | undefined
