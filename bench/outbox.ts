@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql, type Kysely } from 'kysely'
 import { createClient } from 'redis'
-import { emit, migrate, withIdempotency, withInbox } from '../src/index.ts'
+import { createCustomer, emit, migrate, withIdempotency, withInbox } from '../src/index.ts'
 import { createOutboxRelay, redisStreamsPublisher } from '../src/outbox/index.ts'
 import { connect, createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../tools/databases.ts'
 import { startLocalPostgres } from '../tools/local-postgres.ts'
@@ -47,6 +47,11 @@ try {
 }
 
 async function emitCost(db: Kysely<any>) {
+  // Events name existing customers (a foreign key): a pool of them, one picked at random per request.
+  const customers: string[] = []
+  for (let i = 0; i < 200; i++) {
+    customers.push(await db.transaction().execute(async (tx) => (await createCustomer(tx, { clientId: 'bench', idempotentIdentifier: `c${i}` })).customer.customerId))
+  }
   const variants = {
     'withIdempotency': async () => {
       await db.transaction().execute((tx) =>
@@ -55,7 +60,7 @@ async function emitCost(db: Kysely<any>) {
     },
     'withIdempotency + emit': async () => {
       await db.transaction().execute((tx) =>
-        withIdempotency(tx, { key: randomUUID(), customerId: randomUUID() }, async (tx) => {
+        withIdempotency(tx, { key: randomUUID(), customerId: customers[Math.floor(Math.random() * customers.length)]! }, async (tx) => {
           await sql`insert into bench_ledger (amount) values (1)`.execute(tx)
           await emit(tx, 'deposit.accepted', { amount: 1 })
           return 1

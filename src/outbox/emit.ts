@@ -12,9 +12,15 @@ import { locksForEmit } from './ordering-locks.ts'
 export interface EmitOptions {
   /** The event's id. Default: derived from the enclosing idempotency key, else random. */
   eventId?: string
-  /** Default: the customer id of the enclosing idempotency key. */
+  /**
+   * Default: the customer id of the enclosing idempotency key. It must name an existing customer
+   * (a foreign key): otherwise `CUSTOMER_NOT_FOUND`, or `CUSTOMER_DELETING` while it is deleted.
+   */
   customerId?: string
-  /** Events with one ordering key are delivered in order. Default: the customer id. */
+  /**
+   * Events with one ordering key are delivered in the order they were written. Default: the
+   * customer id. The key's lock is held (shared) until the transaction ends; see docs/outbox.md.
+   */
   orderingKey?: string
   schema?: string
 }
@@ -29,7 +35,8 @@ const invalid = (message: string) => new IdempotencyJsonError(IdempotencyErrorCo
  * rollback leaves no event, a commit exactly one, and a replayed request (whose fn does not run)
  * emits nothing new. Inside withIdempotency's fn, the event id is derived from the idempotency key,
  * when its claim was first seen and the event's position; consumers deduplicate on it, and every
- * redelivery carries it. An id used before is refused. Returns the event id.
+ * redelivery carries it. An id used before is refused, and so is a customer that does not exist
+ * or is being deleted. Returns the event id.
  *
  * @example
  * ```ts

@@ -162,20 +162,25 @@ export function createOutboxRelay(options: RelayOptions) {
 
   /** Each key's run: its due pending events in id order, up to its bound, as far as this relay could lock them. */
   async function takeRuns(tx: Transaction<any>, keys: ReadyKey[], perKey: number): Promise<EventRow[][]> {
-    const { rows } = await sql<EventRow>`
-      select ${columns}
-        from unnest(${keys.map((k) => k.orderingKey)}::text[], ${keys.map((k) => k.bound)}::bigint[]) as k (ordering_key, bound)
-        cross join lateral (
-          select * from ${events} p
-           where p.status = 'pending' and p.ordering_key = k.ordering_key and p.id <= k.bound
-           order by p.id limit ${perKey}) as e
-       order by e.ordering_key, e.id`.execute(tx)
-    if (rows.length === 0) return []
-    const { rows: locked } = await sql<{ id: string }>`
-      select id::text from ${events}
-       where id = any(${rows.map((row) => row.id)}::bigint[]) and status = 'pending' and next_attempt_at <= now()
-         for update skip locked`.execute(tx)
-    const mine = new Set(locked.map((row) => row.id))
+    // One statement: the runs as this snapshot has them, and which of their events this relay
+    // could lock (each re-checked under its lock: still pending, still due).
+    const { rows } = await sql<EventRow & { mine: boolean }>`
+      with runs as (
+        select ${columns}
+          from unnest(${keys.map((k) => k.orderingKey)}::text[], ${keys.map((k) => k.bound)}::bigint[]) as k (ordering_key, bound)
+          cross join lateral (
+            select * from ${events} p
+             where p.status = 'pending' and p.ordering_key = k.ordering_key and p.id <= k.bound
+             order by p.id limit ${perKey}) as e
+      ), locked as (
+        select l.id from ${events} l
+         where l.id in (select id::bigint from runs) and l.status = 'pending' and l.next_attempt_at <= now()
+           for update skip locked
+      )
+      select runs.*, locked.id is not null as mine
+        from runs left join locked on locked.id = runs.id::bigint
+       order by runs.ordering_key, runs.id::bigint`.execute(tx)
+    const mine = new Set(rows.filter((row) => row.mine).map((row) => row.id))
     const runs = new Map<string, EventRow[]>()
     const cut = new Set<string>()
     for (const row of rows) {
