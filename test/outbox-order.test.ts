@@ -209,6 +209,27 @@ describe("one key's backlog", () => {
     // Rounds of two keys each, taking up where the last one stopped: every key moves.
     expect(topics()).toEqual(['a0', 'b0', 'c0', 'a1', 'b1', 'c1', 'a2', 'b2', 'c2'])
   })
+
+  it('shares a batch between keyed and unkeyed events while both wait, and serves every key in order', async () => {
+    const { publisher, seen, topics } = recorder()
+    await database.db.transaction().execute(async (tx) => {
+      for (let i = 0; i < 10; i++) await emit(tx, `u${i}`, {})
+      for (let i = 0; i < 3; i++) for (const key of ['a', 'b', 'c']) await emit(tx, `${key}${i}`, {}, { orderingKey: key })
+    })
+    const relay = createOutboxRelay({ db: database.db, publishers: { '*': publisher }, batchSize: 4 })
+    const rounds: string[][] = []
+    while (seen.length < 19) {
+      const before = seen.length
+      await relay.runOnce()
+      rounds.push(topics().slice(before))
+    }
+    // While both kinds wait, each round carries both.
+    for (const round of rounds.slice(0, 4)) {
+      expect(round.filter((topic) => topic.startsWith('u'))).toHaveLength(2)
+      expect(round.filter((topic) => !topic.startsWith('u'))).toHaveLength(2)
+    }
+    for (const key of ['a', 'b', 'c']) expect(topics().filter((topic) => topic.startsWith(key))).toEqual([`${key}0`, `${key}1`, `${key}2`])
+  })
 })
 
 describe('redrive', () => {

@@ -416,7 +416,7 @@ describe('customer deletion', () => {
     const emitting = new Latch()
     let request: Promise<string> | undefined
     try {
-      await waitersAtLeast(1)
+      await waitingOn('held_rows')
       request = database.db.transaction().execute(async (tx) => {
         await emitting.hold()
         return emit(tx, 'during-final', {}, { customerId: id })
@@ -424,7 +424,7 @@ describe('customer deletion', () => {
       await emitting.entered
       emitting.release()
       // The emit waits on the customer row the final transaction holds.
-      await waitersAtLeast(2)
+      await waitingOn('outbox_events')
     } finally {
       holder.release()
     }
@@ -446,14 +446,15 @@ describe('customer deletion', () => {
   })
 })
 
-/** Polls until at least `count` backends of this database wait on a lock (or fails after 30 s). */
-async function waitersAtLeast(count: number) {
+/** Polls until a statement of this database that mentions `table` waits on a lock (or fails after 30 s). */
+async function waitingOn(table: string) {
   const deadline = Date.now() + 30_000
   for (;;) {
     const { rows } = await sql<{ n: number }>`
-      select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`.execute(database.db)
-    if (rows[0]!.n >= count) return
-    if (Date.now() > deadline) throw new Error(`fewer than ${count} transactions ever waited on a lock`)
+      select count(*)::int as n from pg_stat_activity
+       where datname = current_database() and wait_event_type = 'Lock' and strpos(query, ${table}) > 0`.execute(database.db)
+    if (rows[0]!.n > 0) return
+    if (Date.now() > deadline) throw new Error(`no statement on ${table} ever waited on a lock`)
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
 }

@@ -88,21 +88,19 @@ export function createOutboxRelay(options: RelayOptions) {
   // Where the walk over ordering keys goes on next round: keys are served in turn, so a key with
   // a long backlog neither starves the others nor is starved by them.
   let cursor = ''
-  async function keysToDeliver(): Promise<ReadyKey[]> {
+  /** The next ready keys in walk order, and where the walk stands after them. */
+  async function keysToDeliver(): Promise<{ keys: ReadyKey[]; next: string }> {
     const first = await readyKeys(db, schema, cursor, null, batchSize)
-    if (first.length === batchSize || cursor === '') {
-      cursor = first.length === batchSize ? first.at(-1)!.orderingKey : ''
-      return first
-    }
+    if (first.length === batchSize) return { keys: first, next: first.at(-1)!.orderingKey }
+    if (cursor === '') return { keys: first, next: '' }
     const rest = batchSize - first.length
     const wrapped = await readyKeys(db, schema, '', cursor, rest)
-    cursor = wrapped.length === rest ? wrapped.at(-1)!.orderingKey : ''
-    return [...first, ...wrapped]
+    return { keys: [...first, ...wrapped], next: wrapped.length === rest ? wrapped.at(-1)!.orderingKey : '' }
   }
 
   /** One batch: take, publish in order, mark. */
   async function runOnce(): Promise<RelayRound> {
-    const keys = await keysToDeliver()
+    const { keys, next } = await keysToDeliver()
     return db.transaction().execute(async (tx) => {
       // Events without an ordering key promise no order: the oldest due ones, skipping those
       // another relay holds.
@@ -115,11 +113,20 @@ export function createOutboxRelay(options: RelayOptions) {
       // per key when few keys are ready. Read first, then locked: a run keeps only the prefix this
       // relay could lock and that is still due, so a head another relay holds (or has just
       // delivered) is never overtaken by the event behind it.
-      const runs = keys.length === 0 ? [] : await takeRuns(tx, keys, Math.ceil(batchSize / keys.length))
+      const runs = keys.length === 0 ? new Map<string, EventRow[]>() : await takeRuns(tx, keys, Math.ceil(batchSize / keys.length))
       // Half the batch is kept for unkeyed events when both kinds wait, so neither starves.
       const keyedBudget = batchSize - Math.min(unordered.length, Math.floor(batchSize / 2))
       const keyed: EventRow[] = []
-      for (const run of runs) keyed.push(...run.slice(0, Math.max(0, keyedBudget - keyed.length)))
+      // The walk goes on after the last key served: keys the budget left out come first next time.
+      cursor = next
+      for (const { orderingKey } of keys) {
+        const run = runs.get(orderingKey) ?? []
+        if (run.length > 0 && keyed.length >= keyedBudget) {
+          cursor = keyed.at(-1)!.ordering_key!
+          break
+        }
+        keyed.push(...run.slice(0, keyedBudget - keyed.length))
+      }
       const batch = [...keyed, ...unordered.slice(0, batchSize - keyed.length)].sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1))
 
       const round: RelayRound = { delivered: 0, failed: 0, dead: 0 }
@@ -161,7 +168,7 @@ export function createOutboxRelay(options: RelayOptions) {
   }
 
   /** Each key's run: its due pending events in id order, up to its bound, as far as this relay could lock them. */
-  async function takeRuns(tx: Transaction<any>, keys: ReadyKey[], perKey: number): Promise<EventRow[][]> {
+  async function takeRuns(tx: Transaction<any>, keys: ReadyKey[], perKey: number): Promise<Map<string, EventRow[]>> {
     // One statement: the runs as this snapshot has them, and which of their events this relay
     // could lock (each re-checked under its lock: still pending, still due).
     const { rows } = await sql<EventRow & { mine: boolean }>`
@@ -192,7 +199,7 @@ export function createOutboxRelay(options: RelayOptions) {
       }
       runs.set(key, [...(runs.get(key) ?? []), row])
     }
-    return [...runs.values()]
+    return runs
   }
 
   let running: Promise<void> | undefined
