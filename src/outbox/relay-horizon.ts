@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type RawBuilder } from 'kysely'
 import { manyKeysLock, orderingKeyLockPrefix } from './ordering-locks.ts'
 
 /** An ordering key whose events up to `bound` (an event id) may be delivered in id order. */
@@ -24,30 +24,26 @@ export interface ReadyKey {
 export async function readyKeys(db: Kysely<any>, schema: string, after: string, upTo: string | null, limit: number): Promise<ReadyKey[]> {
   const events = sql.id(schema, 'outbox_events')
   const withinRange = sql`(${upTo}::text is null or e.ordering_key <= ${upTo}::text)`
+  // The first index entry past a key is the next key's head (the index is on ordering_key, id).
+  const nextHead = (past: RawBuilder<unknown>) => sql`
+    select e.ordering_key, e.next_attempt_at from ${events} e
+     where e.status = 'pending' and e.ordering_key > ${past} and ${withinRange}
+     order by e.ordering_key, e.id limit 1`
   const { rows } = await sql<{ ordering_key: string; bound: string }>`
-    with recursive keys (ordering_key) as (
-      (select e.ordering_key from ${events} e
-        where e.status = 'pending' and e.ordering_key > ${after}::text and ${withinRange}
-        order by e.ordering_key limit 1)
+    with recursive heads (ordering_key, next_attempt_at) as (
+      (${nextHead(sql`${after}::text`)})
       union all
-      select (select e.ordering_key from ${events} e
-               where e.status = 'pending' and e.ordering_key > keys.ordering_key and ${withinRange}
-               order by e.ordering_key limit 1)
-        from keys where keys.ordering_key is not null
+      select next.* from heads cross join lateral (${nextHead(sql`heads.ordering_key`)}) as next
     ), id_sequence as (
       select pg_get_serial_sequence(format('%I.%I', ${schema}::text, 'outbox_events'), 'id')::regclass as seq
     ), checked as (
       -- CASE tries its branches in order: the locks only for a due head, the position only under them.
-      select keys.ordering_key,
-             case when head.next_attempt_at > now() then null
+      select heads.ordering_key,
+             case when heads.next_attempt_at > now() then null
                   when not pg_try_advisory_xact_lock(hashtextextended(${manyKeysLock(schema)}::text, 0)) then null
-                  when not pg_try_advisory_xact_lock(hashtextextended(${orderingKeyLockPrefix(schema)}::text || keys.ordering_key, 0)) then null
+                  when not pg_try_advisory_xact_lock(hashtextextended(${orderingKeyLockPrefix(schema)}::text || heads.ordering_key, 0)) then null
                   else pg_sequence_last_value((select seq from id_sequence)) end as bound
-        from keys
-        cross join lateral (
-          select h.next_attempt_at from ${events} h
-           where h.status = 'pending' and h.ordering_key = keys.ordering_key order by h.id limit 1) as head
-       where keys.ordering_key is not null
+        from heads
     )
     select ordering_key, bound::text from checked where bound is not null limit ${limit}`.execute(db)
   return rows.map((row) => ({ orderingKey: row.ordering_key, bound: row.bound }))
