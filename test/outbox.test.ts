@@ -53,13 +53,8 @@ async function newCustomer(): Promise<string> {
 
 const pending = async () => (await sql<{ n: number }>`select count(*)::int as n from idempotency.outbox_events where status = 'pending'`.execute(database.db)).rows[0]!.n
 
-/**
- * The relay's first round that handles anything. Events become visible to it only once every
- * transaction older than theirs has ended, and pg-boss's own maintenance transactions run beside
- * these tests, so a round right after an emit may legitimately find nothing yet.
- */
+/** The relay's first round that handles anything (an event in backoff is waited for, up to a minute). */
 async function firstRound(relay: ReturnType<typeof createOutboxRelay>) {
-  // See drain: the events become visible to the relay once older transactions have ended.
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline) {
     const round = await relay.runOnce()
@@ -69,13 +64,7 @@ async function firstRound(relay: ReturnType<typeof createOutboxRelay>) {
   throw new Error('the relay never saw the events')
 }
 
-/**
- * Runs the relay until nothing is pending. A round may deliver nothing for a while: the relay only
- * takes events older than every running transaction, and the server's other test databases keep
- * transactions open too (the horizon is cluster-wide). So an idle round waits a little, and the
- * whole drain gives up after a minute, not after a count of rounds that a busy server runs in a
- * second.
- */
+/** Runs the relay until nothing is pending, or for a minute. */
 async function drain(relay: ReturnType<typeof createOutboxRelay>) {
   const deadline = Date.now() + 60_000
   while ((await pending()) > 0 && Date.now() < deadline) {
