@@ -1,4 +1,5 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
+import { IdempotencyErrorCode, IdempotencyStoreError } from '../errors.ts'
 import { manyKeysLock, orderingKeyLockPrefix } from './ordering-locks.ts'
 
 /** An ordering key whose events up to `bound` (an event id) may be delivered in id order. */
@@ -42,9 +43,18 @@ export async function readyKeys(db: Kysely<any>, schema: string, after: string, 
              case when heads.next_attempt_at > now() then null
                   when not pg_try_advisory_xact_lock(hashtextextended(${manyKeysLock(schema)}::text, 0)) then null
                   when not pg_try_advisory_xact_lock(hashtextextended(${orderingKeyLockPrefix(schema)}::text || heads.ordering_key, 0)) then null
-                  else pg_sequence_last_value((select seq from id_sequence)) end as bound
+                  -- NULL when the role may not read the sequence (PostgreSQL 17 and later): -1 says so.
+                  else coalesce(pg_sequence_last_value((select seq from id_sequence)), -1) end as bound
         from heads
     )
     select ordering_key, bound::text from checked where bound is not null limit ${limit}`.execute(db)
+  if (rows.some((row) => row.bound === '-1')) {
+    throw new IdempotencyStoreError(
+      IdempotencyErrorCode.STORE_FAILED,
+      `The relay cannot read how far outbox event ids have been handed out: grant SELECT on the sequence ${schema}.outbox_events_id_seq (sql/grants.sql does).`,
+      undefined,
+      undefined,
+    )
+  }
   return rows.map((row) => ({ orderingKey: row.ordering_key, bound: row.bound }))
 }
