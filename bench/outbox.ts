@@ -2,14 +2,19 @@
 // withIdempotency transaction with and without one emit, at 8 clients, interleaved rounds.
 // (2) Throughput from commit to consumer: 100,000 events emitted by concurrent transactions,
 // relayed to a Redis stream, and applied by consumers through withInbox (one transaction each).
+// (3) The relay alone (a publisher that only counts): the other keys' delivery with and without
+// one key's backlog blocked behind its head in backoff, and one key's backlog drained with default
+// settings against the same number of events spread over as many keys. BENCH_OUTBOX=relay runs
+// only (3).
 import { randomUUID } from 'node:crypto'
 import { sql, type Kysely } from 'kysely'
 import { createClient } from 'redis'
-import { emit, migrate, withIdempotency, withInbox } from '../src/index.ts'
+import { createCustomer, emit, migrate, withIdempotency, withInbox } from '../src/index.ts'
 import { createOutboxRelay, redisStreamsPublisher } from '../src/outbox/index.ts'
 import { connect, createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../tools/databases.ts'
 import { startLocalPostgres } from '../tools/local-postgres.ts'
 import { fixed, median, table } from './stats.ts'
+import { relayAlone } from './outbox-relay.ts'
 
 const CLIENTS = 8
 const ROUNDS = 3
@@ -29,8 +34,11 @@ try {
   await migrate(db)
   await sql`create table bench_ledger (id bigserial primary key, amount int not null)`.execute(db)
   await sql`create table bench_applied (event_id uuid primary key, amount int not null)`.execute(db)
-  await emitCost(db)
-  await throughput(db)
+  if (process.env.BENCH_OUTBOX !== 'relay') {
+    await emitCost(db)
+    await throughput(db)
+  }
+  await relayAlone(db)
 } finally {
   await redis.quit().catch(() => {})
   await db.destroy()
@@ -39,6 +47,11 @@ try {
 }
 
 async function emitCost(db: Kysely<any>) {
+  // Events name existing customers (a foreign key): a pool of them, one picked at random per request.
+  const customers: string[] = []
+  for (let i = 0; i < 200; i++) {
+    customers.push(await db.transaction().execute(async (tx) => (await createCustomer(tx, { clientId: 'bench', idempotentIdentifier: `c${i}` })).customer.customerId))
+  }
   const variants = {
     'withIdempotency': async () => {
       await db.transaction().execute((tx) =>
@@ -47,7 +60,7 @@ async function emitCost(db: Kysely<any>) {
     },
     'withIdempotency + emit': async () => {
       await db.transaction().execute((tx) =>
-        withIdempotency(tx, { key: randomUUID(), customerId: randomUUID() }, async (tx) => {
+        withIdempotency(tx, { key: randomUUID(), customerId: customers[Math.floor(Math.random() * customers.length)]! }, async (tx) => {
           await sql`insert into bench_ledger (amount) values (1)`.execute(tx)
           await emit(tx, 'deposit.accepted', { amount: 1 })
           return 1

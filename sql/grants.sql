@@ -22,5 +22,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON :"schema".customers TO :"role";
 GRANT SELECT, INSERT, UPDATE ON :"schema".customer_deletions TO :"role";
 -- emit() inserts events; the relay reads and marks them; deletion and cleanup delete them.
 GRANT SELECT, INSERT, UPDATE, DELETE ON :"schema".outbox_events TO :"role";
+-- The relay reads how far event ids have been handed out (order per key).
+GRANT SELECT ON SEQUENCE :"schema".outbox_events_id_seq TO :"role";
 
 COMMIT;

@@ -45,15 +45,16 @@ async function clearOutbox() {
   await sql`delete from idempotency.outbox_events`.execute(database.db)
 }
 
+/** A customer of its own for a test: events name existing customers only. */
+async function newCustomer(): Promise<string> {
+  const { customer } = await database.db.transaction().execute((tx) => createCustomer(tx, { clientId: 'outbox-tests', idempotentIdentifier: randomUUID() }))
+  return customer.customerId
+}
+
 const pending = async () => (await sql<{ n: number }>`select count(*)::int as n from idempotency.outbox_events where status = 'pending'`.execute(database.db)).rows[0]!.n
 
-/**
- * The relay's first round that handles anything. Events become visible to it only once every
- * transaction older than theirs has ended, and pg-boss's own maintenance transactions run beside
- * these tests, so a round right after an emit may legitimately find nothing yet.
- */
+/** The relay's first round that handles anything (an event in backoff is waited for, up to a minute). */
 async function firstRound(relay: ReturnType<typeof createOutboxRelay>) {
-  // See drain: the events become visible to the relay once older transactions have ended.
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline) {
     const round = await relay.runOnce()
@@ -63,13 +64,7 @@ async function firstRound(relay: ReturnType<typeof createOutboxRelay>) {
   throw new Error('the relay never saw the events')
 }
 
-/**
- * Runs the relay until nothing is pending. A round may deliver nothing for a while: the relay only
- * takes events older than every running transaction, and the server's other test databases keep
- * transactions open too (the horizon is cluster-wide). So an idle round waits a little, and the
- * whole drain gives up after a minute, not after a count of rounds that a busy server runs in a
- * second.
- */
+/** Runs the relay until nothing is pending, or for a minute. */
 async function drain(relay: ReturnType<typeof createOutboxRelay>) {
   const deadline = Date.now() + 60_000
   while ((await pending()) > 0 && Date.now() < deadline) {
@@ -95,7 +90,7 @@ describe('emit', () => {
 
   it('derives ids from the idempotency key, carries its customer, emits nothing on replay, and new ids once the key expired', async () => {
     const key = randomUUID()
-    const customerId = randomUUID()
+    const customerId = await newCustomer()
     const topic = `t-${randomUUID()}`
     const attempt = (amount: number) =>
       database.db.transaction().execute((tx) =>
@@ -123,7 +118,7 @@ describe('emit', () => {
   })
 
   it("takes the customer of an outer call when a nested call names none", async () => {
-    const customerId = randomUUID()
+    const customerId = await newCustomer()
     const topic = `t-${randomUUID()}`
     await database.db.transaction().execute((tx) =>
       withIdempotency(tx, { key: randomUUID(), customerId }, (tx) => withIdempotency(tx, randomUUID(), (tx) => emit(tx, topic, {}))),
@@ -157,7 +152,7 @@ describe('the relay', () => {
   it.skipIf(!redisUp)('delivers to a Redis stream in order per customer, many customers interleaved', async () => {
     await clearOutbox()
     const stream = `pgidem-test-${randomUUID()}`
-    const customers = Array.from({ length: 5 }, () => randomUUID())
+    const customers = await Promise.all(Array.from({ length: 5 }, newCustomer))
     await Promise.all(
       customers.map(async (customerId) => {
         for (let seq = 0; seq < 20; seq++) await database.db.transaction().execute((tx) => emit(tx, 'deposit.accepted', { seq }, { customerId }))
@@ -195,7 +190,7 @@ describe('the relay', () => {
 
   it('keeps order per customer with two relays running side by side, delivering every event', async () => {
     await clearOutbox()
-    const customers = Array.from({ length: 6 }, () => randomUUID())
+    const customers = await Promise.all(Array.from({ length: 6 }, newCustomer))
     await Promise.all(
       customers.map(async (customerId) => {
         for (let seq = 0; seq < 15; seq++) await database.db.transaction().execute((tx) => emit(tx, 'seq', { seq }, { customerId }))
@@ -219,7 +214,7 @@ describe('the relay', () => {
 
   it('retries with backoff, sets an event aside as dead after maxAttempts, and then lets its key move on', async () => {
     await clearOutbox()
-    const customerId = randomUUID()
+    const customerId = await newCustomer()
     await database.db.transaction().execute((tx) => emit(tx, 'poison', { n: 1 }, { customerId }))
     await database.db.transaction().execute((tx) => emit(tx, 'fine', { n: 2 }, { customerId }))
     const delivered: string[] = []
@@ -280,7 +275,7 @@ describe('the relay', () => {
   it.skipIf(!redisUp)('loses nothing when the relay is killed between publish and acknowledgement; the inbox applies each event once', async () => {
     await clearOutbox()
     const stream = `pgidem-crash-${randomUUID()}`
-    const customers = Array.from({ length: 4 }, () => randomUUID())
+    const customers = await Promise.all(Array.from({ length: 4 }, newCustomer))
     for (let seq = 0; seq < 50; seq++) {
       await database.db.transaction().execute((tx) => emit(tx, 'deposit.accepted', { seq }, { customerId: customers[seq % 4]! }))
     }
@@ -359,6 +354,77 @@ describe('customer deletion', () => {
   })
 
 
+  it('refuses an event naming a customer that never existed or whose deletion has finished, even in a request that found it active', async () => {
+    const neverExisted = randomUUID()
+    const refused = database.db.transaction().execute((tx) => emit(tx, 'x', {}, { customerId: neverExisted }))
+    await expect(refused).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_NOT_FOUND, httpStatus: 404, retryable: false })
+
+    const clientId = randomUUID()
+    const { customer } = await database.db.transaction().execute((tx) => createCustomer(tx, { clientId, idempotentIdentifier: 'finished' }))
+    const id = customer.customerId
+    // A request made on the customer's behalf while it was active, which emits only after the
+    // whole deletion has run.
+    const latch = new Latch()
+    const request = database.db.transaction().execute((tx) =>
+      withIdempotency(tx, { key: randomUUID(), customerId: id }, async (tx) => {
+        await latch.hold()
+        return emit(tx, 'late', { name: 'Jane Doe' })
+      }),
+    )
+    await latch.entered
+    await requestCustomerDeletion(database.db, boss, { clientId, customerId: id })
+    expect((await deleteCustomerData(database.db, id)).state).toBe('done')
+    latch.release()
+    await expect(request).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_NOT_FOUND, retryable: false })
+    await expect(database.db.transaction().execute((tx) => emit(tx, 'x', {}, { customerId: id }))).rejects.toMatchObject({
+      code: IdempotencyErrorCode.CUSTOMER_NOT_FOUND,
+    })
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from idempotency.outbox_events where customer_id = any(${[id, neverExisted]}::uuid[])`.execute(database.db)
+    expect(rows[0]!.n).toBe(0)
+    // The table itself refuses it too, whoever writes.
+    const direct = sql`insert into idempotency.outbox_events (event_id, topic, customer_id, payload) values (${randomUUID()}::uuid, 'x', ${id}::uuid, '{}')`.execute(database.db)
+    await expect(direct).rejects.toMatchObject({ code: '23503' })
+  })
+
+  it("refuses an event that arrives while the deletion's final transaction runs, once that transaction has committed", async () => {
+    const clientId = randomUUID()
+    const { customer } = await database.db.transaction().execute((tx) => createCustomer(tx, { clientId, idempotentIdentifier: 'final' }))
+    const id = customer.customerId
+    // A registered table whose row another transaction holds: the final transaction, which has
+    // locked the customer row first, waits on it.
+    await sql`create table held_rows (customer_id uuid not null)`.execute(database.db)
+    await sql`insert into held_rows values (${id}::uuid)`.execute(database.db)
+    const holder = new Latch()
+    const holding = database.db.transaction().execute(async (tx) => {
+      await sql`select 1 from held_rows for update`.execute(tx)
+      await holder.hold()
+    })
+    await holder.entered
+    await requestCustomerDeletion(database.db, boss, { clientId, customerId: id })
+    const deletion = deleteCustomerData(database.db, id, { tables: [{ schema: 'public', table: 'held_rows', column: 'customer_id' }] })
+    const emitting = new Latch()
+    let request: Promise<string> | undefined
+    try {
+      await waitingOn('held_rows')
+      request = database.db.transaction().execute(async (tx) => {
+        await emitting.hold()
+        return emit(tx, 'during-final', {}, { customerId: id })
+      })
+      await emitting.entered
+      emitting.release()
+      // The emit waits on the customer row the final transaction holds.
+      await waitingOn('outbox_events')
+    } finally {
+      holder.release()
+    }
+    await holding
+    expect((await deletion).state).toBe('done')
+    await expect(request).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_NOT_FOUND })
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from idempotency.outbox_events where customer_id = ${id}::uuid`.execute(database.db)
+    expect(rows[0]!.n).toBe(0)
+    await sql`drop table held_rows`.execute(database.db)
+  })
+
   it("removes the customer's events", async () => {
     const clientId = randomUUID()
     const { customer } = await database.db.transaction().execute((tx) => createCustomer(tx, { clientId, idempotentIdentifier: 'evented' }))
@@ -368,6 +434,19 @@ describe('customer deletion', () => {
     expect(done.deletedRows['idempotency.outbox_events']).toBe(3)
   })
 })
+
+/** Polls until a statement of this database that mentions `table` waits on a lock (or fails after 30 s). */
+async function waitingOn(table: string) {
+  const deadline = Date.now() + 30_000
+  for (;;) {
+    const { rows } = await sql<{ n: number }>`
+      select count(*)::int as n from pg_stat_activity
+       where datname = current_database() and wait_event_type = 'Lock' and strpos(query, ${table}) > 0`.execute(database.db)
+    if (rows[0]!.n > 0) return
+    if (Date.now() > deadline) throw new Error(`no statement on ${table} ever waited on a lock`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
 
 function reachable(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -1,19 +1,26 @@
 import { sql, type Transaction } from 'kysely'
 import { v4 as uuidv4, v5 as uuidv5, validate as isUuid } from 'uuid'
 import { currentClaim, currentCustomer } from '../claim-context.ts'
-import { CustomerDeletingError, IdempotencyErrorCode, IdempotencyJsonError, IdempotencyUsageError } from '../errors.ts'
+import { CustomerDeletingError, CustomerNotFoundError, IdempotencyErrorCode, IdempotencyJsonError, IdempotencyUsageError } from '../errors.ts'
 import { toJsonText } from '../json.ts'
 import { checkOpaqueText } from '../key.ts'
 import { SqlState, sqlStateOf } from '../store/sql-state.ts'
 import { translateDatabaseError } from '../store/database-errors.ts'
 import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
+import { locksForEmit } from './ordering-locks.ts'
 
 export interface EmitOptions {
   /** The event's id. Default: derived from the enclosing idempotency key, else random. */
   eventId?: string
-  /** Default: the customer id of the enclosing idempotency key. */
+  /**
+   * Default: the customer id of the enclosing idempotency key. It must name an existing customer
+   * (a foreign key): otherwise `CUSTOMER_NOT_FOUND`, or `CUSTOMER_DELETING` while it is deleted.
+   */
   customerId?: string
-  /** Events with one ordering key are delivered in order. Default: the customer id. */
+  /**
+   * Events with one ordering key are delivered in the order they were written. Default: the
+   * customer id. The key's lock is held (shared) until the transaction ends; see docs/outbox.md.
+   */
   orderingKey?: string
   schema?: string
 }
@@ -28,7 +35,8 @@ const invalid = (message: string) => new IdempotencyJsonError(IdempotencyErrorCo
  * rollback leaves no event, a commit exactly one, and a replayed request (whose fn does not run)
  * emits nothing new. Inside withIdempotency's fn, the event id is derived from the idempotency key,
  * when its claim was first seen and the event's position; consumers deduplicate on it, and every
- * redelivery carries it. An id used before is refused. Returns the event id.
+ * redelivery carries it. An id used before is refused, and so is a customer that does not exist
+ * or is being deleted. Returns the event id.
  *
  * @example
  * ```ts
@@ -57,23 +65,40 @@ export async function emit(tx: Transaction<any>, topic: string, payload: unknown
     options.eventId ??
     (claim?.firstSeenAt ? uuidv5(`${claim.scope}\n${claim.key}\n${claim.firstSeenAt.toISOString()}\n${claim.emitted++}`, EVENT_NAMESPACE) : uuidv4())
   const schema = options.schema ?? DEFAULT_SCHEMA
-  let inserted: unknown[]
+  let row: { event_id: string | null; status: string | null } | undefined
   try {
-    // The customer's row, if the customers table has one, is share-locked like a foreign key
-    // would: a deletion's final transaction then waits for this one and deletes its event, and
-    // a customer already being deleted gets no new event.
-    ;({ rows: inserted } = await sql`
+    // The customer's row is share-locked as a foreign key would (the table has one too): the
+    // deletion's final transaction then waits for this one and deletes its event, and one that
+    // has finished leaves no row, so the event is refused. The ordering key's lock is taken before
+    // the event gets its id and held until the transaction ends: the relay delivers no event of a
+    // key while an earlier one may still be in flight (ordering-locks.ts).
+    const locks = locksForEmit(tx, schema, orderingKey)
+    ;({
+      rows: [row],
+    } = await sql<{ event_id: string | null; status: string | null }>`
       with customer as (
         select status from ${sql.id(schema, 'customers')} where customer_id = ${customerId}::uuid for key share
+      ), locked as (
+        select pg_advisory_xact_lock_shared(hashtextextended(lock, 0)) from unnest(${locks}::text[]) as lock
+      ), inserted as (
+        insert into ${sql.id(schema, 'outbox_events')} (event_id, topic, ordering_key, customer_id, payload)
+        select ${eventId}::uuid, ${topic}, ${orderingKey}, ${customerId}::uuid, ${payloadJson}::jsonb
+          from (select count(*) from locked) as after_the_locks
+         where ${customerId}::uuid is null or exists (select 1 from customer where status = 'active')
+        returning event_id
       )
-      insert into ${sql.id(schema, 'outbox_events')} (event_id, topic, ordering_key, customer_id, payload)
-      select ${eventId}::uuid, ${topic}, ${orderingKey}, ${customerId}::uuid, ${payloadJson}::jsonb
-       where not exists (select 1 from customer where status = 'deleting')
-      returning event_id`.execute(tx))
+      select (select event_id from inserted) as event_id, (select status from customer) as status`.execute(tx))
   } catch (error) {
-    if (sqlStateOf(error) === SqlState.UNIQUE_VIOLATION) throw invalid(`the event id ${eventId} was used before`)
+    const state = sqlStateOf(error)
+    if (state === SqlState.UNIQUE_VIOLATION) throw invalid(`the event id ${eventId} was used before`)
+    if (state === SqlState.FOREIGN_KEY_VIOLATION) throw new CustomerNotFoundError()
     throw translateDatabaseError(error, 1)
   }
-  if (inserted.length === 0) throw new CustomerDeletingError(customerId!, 410)
+  if (!row?.event_id) {
+    // Never retryable: a customer being deleted never comes back, and an id with no row is
+    // either deleted or never was.
+    if (row?.status === 'deleting') throw new CustomerDeletingError(customerId!, 410)
+    throw new CustomerNotFoundError()
+  }
   return eventId
 }

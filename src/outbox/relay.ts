@@ -1,9 +1,10 @@
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type Transaction } from 'kysely'
 import { toMilliseconds, type Duration } from '../duration.ts'
 import { IdempotencyUsageError } from '../errors.ts'
 import { checkBatchSize } from '../store/batches.ts'
 import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
 import type { OutboxEvent, Publisher } from './event.ts'
+import { readyKeys, type ReadyKey } from './relay-horizon.ts'
 
 export interface RelayOptions {
   db: Kysely<any>
@@ -21,7 +22,7 @@ export interface RelayOptions {
   pollInterval?: Duration
   /**
    * The longest one publish may take before it counts as failed. Default `'30s'`. While a batch is
-   * open its transaction holds back every relay's view of newer events, so a hung broker must not
+   * open its events, and the events behind them in their keys, wait, so a hung broker must not
    * hold it for long.
    */
   publishTimeout?: Duration
@@ -47,12 +48,14 @@ interface EventRow {
 }
 
 /**
- * Delivers outbox events, at least once, in order per ordering key. Each round takes a batch in
- * one transaction (`FOR UPDATE SKIP LOCKED`, so relays can run side by side), publishes, and marks
- * the delivered events in the same transaction: a relay that dies between publishing and that
- * commit leaves its events pending, and they are published again. An event whose key has an
- * earlier pending event waits for it. Failures back off exponentially; after `maxAttempts` the
- * event is marked dead and its key moves on.
+ * Delivers outbox events, at least once, in the order they were written per ordering key. Each
+ * round takes a batch in one transaction (`FOR UPDATE SKIP LOCKED`, so relays can run side by
+ * side), publishes, and marks the delivered events in the same transaction: a relay that dies
+ * between publishing and that commit leaves its events pending, and they are published again.
+ * Per key, only the oldest pending event and the ones right behind it are taken, and only when no
+ * transaction that emits for the key is still open (see relay-horizon.ts); keys are served in
+ * turn. Failures back off exponentially; after `maxAttempts` the event is marked dead and its key
+ * moves on.
  *
  * @example
  * ```ts
@@ -64,7 +67,9 @@ interface EventRow {
  */
 export function createOutboxRelay(options: RelayOptions) {
   const { db } = options
-  const events = sql.id(options.schema ?? DEFAULT_SCHEMA, 'outbox_events')
+  const schema = options.schema ?? DEFAULT_SCHEMA
+  const events = sql.id(schema, 'outbox_events')
+  const columns = sql`e.id::text, e.event_id, e.topic, e.ordering_key, e.customer_id, e.payload, e.created_at, e.attempts`
   const batchSize = checkBatchSize(options.batchSize ?? 100)
   const maxAttempts = options.maxAttempts ?? 10
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new IdempotencyUsageError(`maxAttempts must be a positive whole number; got ${maxAttempts}.`)
@@ -80,30 +85,62 @@ export function createOutboxRelay(options: RelayOptions) {
     return publisher
   }
 
+  // Where the walk over ordering keys goes on next round: keys are served in turn, so a key with
+  // a long backlog neither starves the others nor is starved by them.
+  let cursor = ''
+  /** The next ready keys in walk order, and where the walk stands after them. */
+  async function keysToDeliver(): Promise<{ keys: ReadyKey[]; next: string }> {
+    const first = await readyKeys(db, schema, cursor, null, batchSize)
+    if (first.length === batchSize) return { keys: first, next: first.at(-1)!.orderingKey }
+    if (cursor === '') return { keys: first, next: '' }
+    const rest = batchSize - first.length
+    const wrapped = await readyKeys(db, schema, '', cursor, rest)
+    return { keys: [...first, ...wrapped], next: wrapped.length === rest ? wrapped.at(-1)!.orderingKey : '' }
+  }
+
   /** One batch: take, publish in order, mark. */
   async function runOnce(): Promise<RelayRound> {
+    const { keys, next } = await keysToDeliver()
     return db.transaction().execute(async (tx) => {
-      // Only events older than every running transaction: an earlier event of the same key that
-      // has not committed yet would otherwise be overtaken.
-      const { rows } = await sql<EventRow>`
-        select e.id::text, e.event_id, e.topic, e.ordering_key, e.customer_id, e.payload, e.created_at, e.attempts
-          from ${events} e
-         where e.status = 'pending'
-           and e.next_attempt_at <= now()
-           and e.txid < pg_snapshot_xmin(pg_current_snapshot())
-           and (e.ordering_key is null or not exists (
-                 select 1 from ${events} p where p.ordering_key = e.ordering_key and p.status = 'pending' and p.id < e.id))
-         order by e.id
-         limit ${batchSize}
+      // Events without an ordering key promise no order: the oldest due ones, skipping those
+      // another relay holds.
+      const { rows: unordered } = await sql<EventRow>`
+        select ${columns} from ${events} e
+         where e.status = 'pending' and e.ordering_key is null and e.next_attempt_at <= now()
+         order by e.next_attempt_at limit ${batchSize}
            for update of e skip locked`.execute(tx)
+      // Keyed events: of each ready key, its oldest pending events up to the key's bound, several
+      // per key when few keys are ready. Read first, then locked: a run keeps only the prefix this
+      // relay could lock and that is still due, so a head another relay holds (or has just
+      // delivered) is never overtaken by the event behind it.
+      const runs = keys.length === 0 ? new Map<string, EventRow[]>() : await takeRuns(tx, keys, Math.ceil(batchSize / keys.length))
+      // Half the batch is kept for unkeyed events when both kinds wait, so neither starves.
+      const keyedBudget = batchSize - Math.min(unordered.length, Math.floor(batchSize / 2))
+      const keyed: EventRow[] = []
+      // The walk goes on after the last key served: keys the budget left out come first next time.
+      cursor = next
+      for (const { orderingKey } of keys) {
+        const run = runs.get(orderingKey) ?? []
+        if (run.length > 0 && keyed.length >= keyedBudget) {
+          cursor = keyed.at(-1)!.ordering_key!
+          break
+        }
+        keyed.push(...run.slice(0, keyedBudget - keyed.length))
+      }
+      const batch = [...keyed, ...unordered.slice(0, batchSize - keyed.length)].sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1))
+
       const round: RelayRound = { delivered: 0, failed: 0, dead: 0 }
       const delivered: string[] = []
-      for (const row of rows) {
+      // A key whose event failed delivers nothing more this round: its next event must wait.
+      const stopped = new Set<string>()
+      for (const row of batch) {
+        if (row.ordering_key !== null && stopped.has(row.ordering_key)) continue
         const event = toEvent(row)
         try {
           await withTimeout(publisherFor(event).publish(event), publishTimeoutMs)
           delivered.push(row.id)
         } catch (error) {
+          if (row.ordering_key !== null) stopped.add(row.ordering_key)
           // Nothing in the failure path may fail the batch: that would roll back the marks of the
           // events already published, and they would be published again and again.
           try {
@@ -128,6 +165,41 @@ export function createOutboxRelay(options: RelayOptions) {
       round.delivered = delivered.length
       return round
     })
+  }
+
+  /** Each key's run: its due pending events in id order, up to its bound, as far as this relay could lock them. */
+  async function takeRuns(tx: Transaction<any>, keys: ReadyKey[], perKey: number): Promise<Map<string, EventRow[]>> {
+    // One statement: the runs as this snapshot has them, and which of their events this relay
+    // could lock (each re-checked under its lock: still pending, still due).
+    const { rows } = await sql<EventRow & { mine: boolean }>`
+      with runs as (
+        select ${columns}
+          from unnest(${keys.map((k) => k.orderingKey)}::text[], ${keys.map((k) => k.bound)}::bigint[]) as k (ordering_key, bound)
+          cross join lateral (
+            select * from ${events} p
+             where p.status = 'pending' and p.ordering_key = k.ordering_key and p.id <= k.bound
+             order by p.id limit ${perKey}) as e
+      ), locked as (
+        select l.id from ${events} l
+         where l.id in (select id::bigint from runs) and l.status = 'pending' and l.next_attempt_at <= now()
+           for update skip locked
+      )
+      select runs.*, locked.id is not null as mine
+        from runs left join locked on locked.id = runs.id::bigint
+       order by runs.ordering_key, runs.id::bigint`.execute(tx)
+    const mine = new Set(rows.filter((row) => row.mine).map((row) => row.id))
+    const runs = new Map<string, EventRow[]>()
+    const cut = new Set<string>()
+    for (const row of rows) {
+      const key = row.ordering_key!
+      if (cut.has(key)) continue
+      if (!mine.has(row.id)) {
+        cut.add(key)
+        continue
+      }
+      runs.set(key, [...(runs.get(key) ?? []), row])
+    }
+    return runs
   }
 
   let running: Promise<void> | undefined

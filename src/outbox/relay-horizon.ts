@@ -1,0 +1,60 @@
+import { sql, type Kysely, type RawBuilder } from 'kysely'
+import { IdempotencyErrorCode, IdempotencyStoreError } from '../errors.ts'
+import { manyKeysLock, orderingKeyLockPrefix } from './ordering-locks.ts'
+
+/** An ordering key whose events up to `bound` (an event id) may be delivered in id order. */
+export interface ReadyKey {
+  orderingKey: string
+  bound: string
+}
+
+/**
+ * Up to `limit` ordering keys, in key order after `after` (and up to `upTo`), whose head event is
+ * due and none of whose events is in flight. One statement, in a transaction of its own, so its
+ * locks last only as long as it does:
+ *
+ * - The keys are walked through the pending (ordering_key, id) index one key at a time, so a key
+ *   with a long backlog behind a head in backoff costs one index probe, not one per event.
+ * - For each key whose head is due, the key's lock is tried exclusively, without waiting: it is
+ *   free only when no emitting transaction of that key is open (emit() holds it shared from
+ *   before its event gets an id until it ends). While it is held here, none can start, so the
+ *   events with ids up to the sequence's position read now are all committed or rolled back, and
+ *   a later snapshot sees every one of them: delivering them in id order can never be overtaken
+ *   by an earlier event that commits late. A key whose lock is taken is passed over this round.
+ */
+export async function readyKeys(db: Kysely<any>, schema: string, after: string, upTo: string | null, limit: number): Promise<ReadyKey[]> {
+  const events = sql.id(schema, 'outbox_events')
+  const withinRange = sql`(${upTo}::text is null or e.ordering_key <= ${upTo}::text)`
+  // The first index entry past a key is the next key's head (the index is on ordering_key, id).
+  const nextHead = (past: RawBuilder<unknown>) => sql`
+    select e.ordering_key, e.next_attempt_at from ${events} e
+     where e.status = 'pending' and e.ordering_key > ${past} and ${withinRange}
+     order by e.ordering_key, e.id limit 1`
+  const { rows } = await sql<{ ordering_key: string; bound: string }>`
+    with recursive heads (ordering_key, next_attempt_at) as (
+      (${nextHead(sql`${after}::text`)})
+      union all
+      select next.* from heads cross join lateral (${nextHead(sql`heads.ordering_key`)}) as next
+    ), id_sequence as (
+      select pg_get_serial_sequence(format('%I.%I', ${schema}::text, 'outbox_events'), 'id')::regclass as seq
+    ), checked as (
+      -- CASE tries its branches in order: the locks only for a due head, the position only under them.
+      select heads.ordering_key,
+             case when heads.next_attempt_at > now() then null
+                  when not pg_try_advisory_xact_lock(hashtextextended(${manyKeysLock(schema)}::text, 0)) then null
+                  when not pg_try_advisory_xact_lock(hashtextextended(${orderingKeyLockPrefix(schema)}::text || heads.ordering_key, 0)) then null
+                  -- NULL when the role may not read the sequence (PostgreSQL 17 and later): -1 says so.
+                  else coalesce(pg_sequence_last_value((select seq from id_sequence)), -1) end as bound
+        from heads
+    )
+    select ordering_key, bound::text from checked where bound is not null limit ${limit}`.execute(db)
+  if (rows.some((row) => row.bound === '-1')) {
+    throw new IdempotencyStoreError(
+      IdempotencyErrorCode.STORE_FAILED,
+      `The relay cannot read how far outbox event ids have been handed out: grant SELECT on the sequence ${schema}.outbox_events_id_seq (sql/grants.sql does).`,
+      undefined,
+      undefined,
+    )
+  }
+  return rows.map((row) => ({ orderingKey: row.ordering_key, bound: row.bound }))
+}
