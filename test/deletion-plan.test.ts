@@ -54,3 +54,10 @@ it("starts each batch below a chunk from the chunk's own rows", async () => {
   const { rows: selected } = await sql<{ n: number }>`select count(*)::int as n from (${notes.select(customerId, null, 'none', within)}) as s`.execute(db)
   expect(selected).toEqual([{ n: 1000 }])
 })
+
+it('every table holding a customer is a target once, its own outbox (reached by its foreign key) included', async () => {
+  const labels = (await deletionTargets(database.db)).map((target) => target.label)
+  expect(labels.filter((label) => label === 'idempotency.outbox_events')).toHaveLength(1)
+  expect(labels.filter((label) => label === 'idempotency.idempotency_keys')).toHaveLength(1)
+  expect(new Set(labels).size).toBe(labels.length)
+})

@@ -71,6 +71,8 @@ interface Hop {
 export async function deletionTargets(db: Kysely<any>, schema = DEFAULT_SCHEMA, registered: RegisteredCustomerTable[] = []): Promise<DeletionTarget[]> {
   const root = { schema, table: 'customers', oid: await tableOid(db, schema, 'customers') }
   const targets: DeletionTarget[] = []
+  // Columns that reference customer_id directly through a foreign key: already a target.
+  const direct = new Set<string>()
   // Breadth first along foreign keys; a table met again on its own path (a cycle) stops there.
   let frontier: Array<{ oid: number; path: Hop[] }> = [{ oid: root.oid, path: [] }]
   while (frontier.length > 0) {
@@ -81,6 +83,7 @@ export async function deletionTargets(db: Kysely<any>, schema = DEFAULT_SCHEMA, 
         const hop: Hop = { schema: fk.child_schema, table: fk.child_table, oid: fk.child_oid, columns: fk.child_columns, parentColumns: fk.parent_columns }
         const hops = [...path, hop]
         targets.push(foreignKeyTarget(root, hops))
+        if (path.length === 0 && fk.child_columns.length === 1) direct.add(`${fk.child_schema}.${fk.child_table}.${fk.child_columns[0]}`)
         next.push({ oid: fk.child_oid, path: hops })
       }
     }
@@ -91,7 +94,9 @@ export async function deletionTargets(db: Kysely<any>, schema = DEFAULT_SCHEMA, 
     { schema, table: 'outbox_events', column: 'customer_id' },
   ]
   for (const table of [...ownTables, ...registered]) {
-    targets.push(columnTarget(table.schema ?? 'public', table.table, table.column))
+    const tableSchema = table.schema ?? 'public'
+    if (direct.has(`${tableSchema}.${table.table}.${table.column}`)) continue
+    targets.push(columnTarget(tableSchema, table.table, table.column))
   }
   return targets.sort((a, b) => b.depth - a.depth)
 }
