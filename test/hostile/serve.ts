@@ -11,7 +11,7 @@ import { buildPaymentsApp } from '../../examples/payments/app.ts'
 import { createPaymentsTables } from '../../examples/payments/schema.ts'
 import { expressIdempotency, keepRawBody } from '../../src/http/express.ts'
 import { idempotencyPlugin } from '../../src/http/fastify.ts'
-import { honoIdempotency, keepRawBody as keepHonoRawBody } from '../../src/http/hono.ts'
+import { honoIdempotency } from '../../src/http/hono.ts'
 import { DEFAULT_PROBLEM_TYPE_BASE, IdempotencyRequestBodyError, PROBLEM_CONTENT_TYPE, problemFromError, type HandlerResult } from '../../src/http/index.ts'
 import { DEFAULT_MAX_BODY_BYTES } from '../../src/http/request-body.ts'
 import { IdempotencyErrorCode } from '../../src/index.ts'
@@ -124,13 +124,7 @@ async function startHono(): Promise<number> {
   }
   for (const route of hostileRoutes) {
     const { handler, plain: plainHandler } = route
-    // The adapter reads only a keyed request's body (within maxBodyBytes, after the key checks);
-    // where a key is optional, keepRawBody() bounds the body of a request without one (413 problem).
-    if (handler) {
-      const idempotentRoute = idempotent(route.policy ?? {}, async ({ tx, request, customer }) => handler(tx, { ...(await plain(request)), customer }))
-      if (route.policy?.required === true) app.post(route.path, idempotentRoute)
-      else app.post(route.path, keepHonoRawBody(), idempotentRoute)
-    }
+    if (handler) app.post(route.path, idempotent(route.policy ?? {}, async ({ tx, request, customer }) => handler(tx, { ...(await plain(request)), customer })))
     else if (plainHandler) {
       app.post(route.path, async (c) => {
         const result = await plainHandler(db, await plain(c))
