@@ -7,7 +7,7 @@ import { idempotencyPlugin } from '../../src/http/fastify.ts'
 import type { HttpMismatchHandler } from '../../src/http/index.ts'
 import { authenticate } from './api-clients.ts'
 import { registerCustomerRoutes } from './customer-routes.ts'
-import { installProblemHandlers, sendProblem, serviceProblem } from './problems.ts'
+import { installProblemHandlers, problemServerOptions, sendProblem, serviceProblem } from './problems.ts'
 import type { PaymentsDatabase } from './schema.ts'
 
 declare module 'fastify' {
@@ -33,7 +33,7 @@ const movementBody = {
 } as const
 
 export async function buildPaymentsApp(db: Kysely<PaymentsDatabase>, boss: PgBoss): Promise<FastifyInstance> {
-  const app = Fastify()
+  const app = Fastify({ ...problemServerOptions })
   installProblemHandlers(app)
   // Every request authenticates with its API key; the client's id is who the caller is from then on.
   app.decorateRequest('clientId', '')

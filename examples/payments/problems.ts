@@ -2,7 +2,9 @@
 // validation, a body it cannot parse), and the database's refusal of a value the request carried
 // (a path id PostgreSQL cannot read as a uuid, a NUL character). No driver message or SQLSTATE
 // ever reaches a response body.
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
+import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyServerOptions } from 'fastify'
 import { IdempotencyError } from '../../src/index.ts'
 import { DEFAULT_PROBLEM_TYPE_BASE, PROBLEM_CONTENT_TYPE, problemFromError } from '../../src/http/index.ts'
 
@@ -36,4 +38,27 @@ export function installProblemHandlers(app: FastifyInstance): void {
     request.log.error(error)
     return sendProblem(reply, serviceProblem(500, 'internal-error', 'Internal server error'))
   })
+}
+
+/**
+ * Server options for the refusals Fastify answers before any handler: a URL it cannot decode or a
+ * path parameter past `maxParamLength` (`frameworkErrors`, 400 and 414), and a request Node's HTTP
+ * parser refuses (`clientErrorHandler`: bad framing, bytes after a body shorter than its
+ * Content-Length, headers too large). Both answer problem+json too, without echoing the request.
+ */
+export const problemServerOptions: Pick<FastifyServerOptions, 'frameworkErrors' | 'clientErrorHandler'> = {
+  frameworkErrors: (error, _request, reply) => {
+    const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400
+    return sendProblem(reply, serviceProblem(status, 'request-invalid', status === 414 ? 'A path segment is too long' : 'The request URL is not valid'))
+  },
+  clientErrorHandler: (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return
+    const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
+    const problem = serviceProblem(status, 'request-invalid', 'The request is not valid HTTP')
+    const body = JSON.stringify(problem.body)
+    if (socket.writable) {
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+    }
+    socket.destroy(error)
+  },
 }

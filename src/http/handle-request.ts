@@ -121,6 +121,8 @@ function libraryProblem<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, error: unknown
 /** No key (optional keys, or a method that takes none): the handler runs in a plain transaction. */
 async function runWithoutKey<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, request: HttpRequest<Raw>, handler: IdempotentHandler<DB, Raw>): Promise<HttpResponse> {
   try {
+    // Before the transaction: a slow body never holds a connection.
+    await request.boundBody?.(policy.body.maxBodyBytes)
     return await runTransaction(transaction(policy), async (tx) => {
       const customer = await customerOfRequest(tx, policy, request, policy.customer ? await policy.client(request.raw) : undefined)
       const result = checkResult(await handler({ tx, request: request.raw, key: undefined, customer }))

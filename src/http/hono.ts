@@ -40,6 +40,11 @@ export function honoIdempotency<DB>(options: IdempotencyHttpOptions<DB, Context>
           target: targetOf(c.req.url),
           header: (name) => c.req.header(name),
           readBody: (limit) => readHonoBody(c, limit),
+          // Hono has no body limit of its own: a request without a key is read within the limit too
+          // (unless a middleware such as a validator already read it).
+          boundBody: async (limit) => {
+            if (!c.req.raw.bodyUsed) await keepHonoBody(c, limit)
+          },
           raw: c,
         },
         handler,

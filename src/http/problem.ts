@@ -17,8 +17,8 @@ export const ProblemType = {
   REQUEST_INVALID: 'idempotency-request-invalid',
   /** The handler's result can never be stored (a NUL character, not JSON): retrying cannot help. */
   RESULT_INVALID: 'idempotency-result-invalid',
-  /** The store was unavailable (a lost connection, a timeout); nothing was stored. Retry later. */
   REQUEST_TOO_LARGE: 'idempotency-request-too-large',
+  /** The store was unavailable (a lost connection, a timeout); nothing was stored. Retry later. */
   SERVER_ERROR: 'idempotency-server-error',
   /** The server is set up wrongly (not migrated, the key table written around the library). */
   SERVER_FAULT: 'idempotency-server-fault',

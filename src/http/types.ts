@@ -16,6 +16,12 @@ export interface HttpRequest<Raw = unknown> {
    * carries a key, after the key is read. Throws a `413` error past `limit` bytes.
    */
   readBody(limit: number): Promise<RequestBody>
+  /**
+   * For a framework with no body limit of its own (Hono): bounds the body of a request the
+   * handler runs for without a key, so the handler reads at most `limit` bytes. Throws a `413`
+   * error past it.
+   */
+  boundBody?(limit: number): Promise<void>
   /** The framework's own request object. */
   raw: Raw
 }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { createApiClient } from '../../examples/payments/api-clients.ts'
 import { useTestDatabase } from '../support/test-database.ts'
 import { sendRaw } from './raw-http.ts'
 import { formatReport, runCorpus } from './run-corpus.ts'
@@ -47,6 +48,7 @@ export function describeHostileCorpus(framework: 'express' | 'fastify' | 'hono' 
       port,
       db: database.db,
       schemas: ['public', 'idempotency'],
+      ...(framework === 'payments' ? { registerClient: async (name: string) => (await createApiClient(database.db, name)).apiKey } : {}),
       async waitUntilResponsive() {
         // A server stuck on one request answers this once it is free again.
         const request = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)

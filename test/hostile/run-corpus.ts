@@ -18,6 +18,12 @@ export interface CorpusTarget {
   schemas: string[]
   /** Resolves once the server answers again (after a request that hit the hang guard). */
   waitUntilResponsive(): Promise<void>
+  /**
+   * For a server that authenticates its callers (the example service): registers a client and
+   * returns its API key. The victim is one such client, and each entry gets two fresh ones,
+   * `{{client.key}}` and `{{attacker.key}}`. Without it, `X-Api-Key` is the client id itself.
+   */
+  registerClient?(name: string): Promise<string>
 }
 
 export interface CorpusFailure {
@@ -94,6 +100,7 @@ async function runStep(target: CorpusTarget, step: Step, vars: Vars, markers: st
 /** Sends the victim's requests; returns the variables and the marker strings of its data. */
 async function seedVictim(target: CorpusTarget): Promise<{ vars: Vars; markers: string[] }> {
   const vars = victimVars()
+  if (target.registerClient) vars['victim.client'] = await target.registerClient('victim')
   const markers = [vars.marker!]
   for (const [index, step] of loadSeed(target.corpus).steps.entries()) {
     const [outcome] = await send(target, step.request, vars)
@@ -124,6 +131,10 @@ export async function runCorpus(target: CorpusTarget): Promise<CorpusReport> {
     const problems: string[] = []
     const started = performance.now()
     try {
+      if (target.registerClient) {
+        vars['client.key'] = await target.registerClient(`client-${vars.n}`)
+        vars['attacker.key'] = await target.registerClient(`attacker-${vars.n}`)
+      }
       for (const [i, step] of (entry.given ?? []).entries()) problems.push(...(await runStep(target, step, vars, markers, `given ${i + 1}`)))
       const before = await snapshotTables(target.db, target.schemas)
       const outcomes = await send(target, entry.request, vars)

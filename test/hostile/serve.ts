@@ -9,10 +9,12 @@ import { Hono, type Context } from 'hono'
 import { PgBoss } from 'pg-boss'
 import { buildPaymentsApp } from '../../examples/payments/app.ts'
 import { createPaymentsTables } from '../../examples/payments/schema.ts'
-import { expressIdempotency } from '../../src/http/express.ts'
+import { expressIdempotency, keepRawBody } from '../../src/http/express.ts'
 import { idempotencyPlugin } from '../../src/http/fastify.ts'
 import { honoIdempotency } from '../../src/http/hono.ts'
-import type { HandlerResult } from '../../src/http/index.ts'
+import { DEFAULT_PROBLEM_TYPE_BASE, IdempotencyRequestBodyError, PROBLEM_CONTENT_TYPE, problemFromError, type HandlerResult } from '../../src/http/index.ts'
+import { DEFAULT_MAX_BODY_BYTES } from '../../src/http/request-body.ts'
+import { IdempotencyErrorCode } from '../../src/index.ts'
 import { registerJobs } from '../../src/jobs/index.ts'
 import { connect } from '../../tools/databases.ts'
 import { createHostileTables, hostileRoutes, sharedOptions, type PlainRequest } from './adapter-routes.ts'
@@ -21,12 +23,27 @@ const [framework, databaseUrl] = process.argv.slice(2)
 const db = connect(databaseUrl!, 10)
 const first = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value)
 
+/**
+ * The app's own answer to a refusal by the framework's body parser, which runs before the library
+ * (a body past the parser's limit, JSON it cannot parse): the library's problem for the same
+ * refusal, as an app's error handler would map it. Only 4xx errors the framework marks as its own.
+ */
+function parserRefusal(status: number, message: string): HandlerResult {
+  if (status === 413 || status === 400) {
+    const code = status === 413 ? IdempotencyErrorCode.REQUEST_TOO_LARGE : IdempotencyErrorCode.REQUEST_INVALID
+    const problem = problemFromError(DEFAULT_PROBLEM_TYPE_BASE, new IdempotencyRequestBodyError(code, message), 422)
+    return { status: problem.status, headers: problem.headers, body: problem.body }
+  }
+  return { status, headers: { 'content-type': PROBLEM_CONTENT_TYPE }, body: { type: 'about:blank', title: message, status } }
+}
+
 async function startExpress(): Promise<number> {
   const app = express()
-  // The common set-up: a JSON parser and nothing else (item 4: other bodies must still count).
-  // Its own 100 KB limit answers 413 in HTML before the library sees the request; if item 8's fix
-  // ships a parser or an error handler for the 413 problem, install it here.
-  app.use(express.json())
+  // The documented set-up: a JSON parser that keeps the bytes for the fingerprint, and nothing
+  // else (item 4: other bodies must still count). The parser answers before the library, so its
+  // limit is the library's (1 MiB, not body-parser's 100 kB) and its refusals are mapped to the
+  // library's problems by the error handler below, as an app's own error handler would.
+  app.use(express.json({ verify: keepRawBody, limit: DEFAULT_MAX_BODY_BYTES }))
   const idempotent = expressIdempotency({ ...sharedOptions, db, client: (req) => req.get('x-api-key') })
   const plain = (req: express.Request): PlainRequest => ({
     body: req.body,
@@ -39,10 +56,19 @@ async function startExpress(): Promise<number> {
   }
   for (const route of hostileRoutes) {
     const { handler, plain: plainHandler } = route
-    if (handler) app.post(route.path, idempotent(route.policy ?? {}, ({ tx, request }) => handler(tx, plain(request))))
+    if (handler) app.post(route.path, idempotent(route.policy ?? {}, ({ tx, request, customer }) => handler(tx, { ...plain(request), customer })))
     else if (plainHandler) app.post(route.path, async (req, res) => send(res, await plainHandler(db, plain(req))))
   }
   app.get('/h/health', (_req, res) => void res.json({ ok: true }))
+  app.use((error: { status?: unknown; type?: unknown; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) => {
+    // body-parser's errors carry a `type` (`entity.too.large`, `entity.parse.failed`, ...) and a 4xx status.
+    if (typeof error.type === 'string' && typeof error.status === 'number' && error.status >= 400 && error.status < 500) {
+      const result = parserRefusal(error.status, error.message ?? 'The request body is not valid')
+      res.status(result.status).set(result.headers).end(JSON.stringify(result.body))
+      return
+    }
+    next(error)
+  })
   const server = app.listen(0, '127.0.0.1')
   await new Promise((resolve) => server.once('listening', resolve))
   return (server.address() as AddressInfo).port
@@ -50,6 +76,15 @@ async function startExpress(): Promise<number> {
 
 async function startFastify(): Promise<number> {
   const app = Fastify()
+  // Fastify's own refusals (its bodyLimit of 1 MiB, JSON it cannot parse) come before the library
+  // on a request without a key; the app maps them to the library's problems.
+  app.setErrorHandler((error: import('fastify').FastifyError, _request, reply) => {
+    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 && error.code?.startsWith('FST_')) {
+      const result = parserRefusal(error.statusCode, error.message)
+      return reply.code(result.status).headers(result.headers ?? {}).send(JSON.stringify(result.body))
+    }
+    return reply.send(error)
+  })
   // Bodies of any other type reach the route as bytes, as in a webhook receiver.
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
   await app.register(idempotencyPlugin, { ...sharedOptions, db, client: (request) => first(request.headers['x-api-key']) })
@@ -61,7 +96,7 @@ async function startFastify(): Promise<number> {
   })
   for (const route of hostileRoutes) {
     const { handler, plain: plainHandler } = route
-    if (handler) app.post(route.path, app.idempotent(route.policy ?? {}, ({ tx, request }) => handler(tx, plain(request))))
+    if (handler) app.post(route.path, app.idempotent(route.policy ?? {}, ({ tx, request, customer }) => handler(tx, { ...plain(request), customer })))
     else if (plainHandler) {
       app.post(route.path, async (request, reply) => {
         const result = await plainHandler(db, plain(request))
@@ -89,7 +124,7 @@ async function startHono(): Promise<number> {
   }
   for (const route of hostileRoutes) {
     const { handler, plain: plainHandler } = route
-    if (handler) app.post(route.path, idempotent(route.policy ?? {}, async ({ tx, request }) => handler(tx, await plain(request))))
+    if (handler) app.post(route.path, idempotent(route.policy ?? {}, async ({ tx, request, customer }) => handler(tx, { ...(await plain(request)), customer })))
     else if (plainHandler) {
       app.post(route.path, async (c) => {
         const result = await plainHandler(db, await plain(c))

@@ -153,3 +153,36 @@ describe('Hono with a middleware that parses the body first', () => {
     expect(tooLarge.status).toBe(413)
   })
 })
+
+describe('Hono on a route where the key is optional', () => {
+  let base: string
+  let runs = 0
+  beforeAll(async () => {
+    const app = new Hono()
+    const idempotent = honoIdempotency({ db: database.db, maxBodyBytes: 1024 })
+    app.post('/optional', idempotent(async ({ request: c }) => ({ status: 201, body: { run: ++runs, length: (await c.req.text()).length } })))
+    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+      const started = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started))
+    })
+    closers.push(() => new Promise((resolve) => server.close(() => resolve())))
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  })
+
+  it('bounds the body of a request without a key too: past maxBodyBytes, declared or chunked, a 413 problem and the handler never runs', async () => {
+    const declared = await fetch(base + '/optional', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(2000) })
+    expect(declared.status).toBe(413)
+    expect(((await declared.json()) as { type: string }).type).toMatch(/idempotency-request-too-large$/)
+    const chunks = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < 4; i++) controller.enqueue(new TextEncoder().encode('x'.repeat(500)))
+        controller.close()
+      },
+    })
+    const chunked = await fetch(base + '/optional', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: chunks, duplex: 'half' } as RequestInit)
+    expect(chunked.status).toBe(413)
+    expect(runs).toBe(0)
+    const small = await fetch(base + '/optional', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(1000) })
+    expect(small.status).toBe(201)
+    expect(await small.json()).toEqual({ run: 1, length: 1000 })
+  })
+})
