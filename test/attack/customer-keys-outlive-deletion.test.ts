@@ -68,14 +68,14 @@ describe('withIdempotency with a customerId against the customer deletion', () =
 
   it('leaves no key behind when the deletion finishes while the request that claimed it is still open', async () => {
     const { clientId, id } = await newCustomer()
-    await requestCustomerDeletion(database.db, boss, { clientId, customerId: id }).catch(() => undefined)
     const latch = new Latch()
-    // The request began (its customer was active when the application looked it up) before the deletion ran.
+    // The request began while its customer was active; the deletion is requested and runs under it.
     const request = database.db
       .transaction()
       .execute((tx) => withIdempotency(tx, { key: randomUUID(), customerId: id }, async () => (await latch.hold(), { secret: 'of the customer' })))
       .catch((error: unknown) => error)
     await latch.entered
+    await requestCustomerDeletion(database.db, boss, { clientId, customerId: id })
     const deletion = deleteCustomerData(database.db, id)
     // Either the deletion waits for the request (as it does for a customer: true route), or it finishes under it.
     await untilSomeoneWaits(database.url, deletion)
