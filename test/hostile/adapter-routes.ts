@@ -18,7 +18,7 @@ export const sharedOptions: Omit<IdempotencyHttpOptions<any, any>, 'db' | 'clien
  * Today the handler resolves the customer itself; item 3 makes the key belong to the customer.
  * If that fix resolves the customer in the HTTP layer, switch it on here.
  */
-export const onBehalfOfCustomer: IdempotencyPolicy = {}
+export const onBehalfOfCustomer: IdempotencyPolicy = { customer: true }
 
 /** Headers no replay may carry (item 12 and item 25's never-stored filter), listed on purpose. */
 export const CREDENTIAL_HEADERS = ['set-cookie', 'Set-Cookie2', 'AUTHORIZATION', 'Proxy-Authorization', 'cookie', 'www-authenticate', 'proxy-authenticate', 'authentication-info', 'Proxy-Authentication-Info']

@@ -9,7 +9,7 @@ import { Hono, type Context } from 'hono'
 import { PgBoss } from 'pg-boss'
 import { buildPaymentsApp } from '../../examples/payments/app.ts'
 import { createPaymentsTables } from '../../examples/payments/schema.ts'
-import { expressIdempotency } from '../../src/http/express.ts'
+import { expressIdempotency, keepRawBody } from '../../src/http/express.ts'
 import { idempotencyPlugin } from '../../src/http/fastify.ts'
 import { honoIdempotency } from '../../src/http/hono.ts'
 import type { HandlerResult } from '../../src/http/index.ts'
@@ -26,7 +26,7 @@ async function startExpress(): Promise<number> {
   // The common set-up: a JSON parser and nothing else (item 4: other bodies must still count).
   // Its own 100 KB limit answers 413 in HTML before the library sees the request; if item 8's fix
   // ships a parser or an error handler for the 413 problem, install it here.
-  app.use(express.json())
+  app.use(express.json({ verify: keepRawBody }))
   const idempotent = expressIdempotency({ ...sharedOptions, db, client: (req) => req.get('x-api-key') })
   const plain = (req: express.Request): PlainRequest => ({
     body: req.body,
