@@ -32,6 +32,17 @@ export function honoIdempotency<DB>(options: IdempotencyHttpOptions<DB, Context>
     const [policy, handler] = routeArguments(args)
     const resolved = resolvePolicy(options, policy)
     return async (c: Context) => {
+      // Hono has no body limit of its own: every request of the route's methods, with a key or
+      // without, is held to maxBodyBytes before the handler can read it (the bytes are kept for it).
+      // A body a middleware already read is that middleware's to limit.
+      if (resolved.methods.has(c.req.method.toUpperCase()) && !c.req.raw.bodyUsed) {
+        try {
+          await keepHonoBody(c, resolved.body.maxBodyBytes)
+        } catch (error) {
+          if (error instanceof IdempotencyRequestBodyError) return toResponse(problemFromError(resolved.problemTypeBase, error, 422))
+          throw error
+        }
+      }
       const response = await handleIdempotentRequest(
         resolved,
         {
