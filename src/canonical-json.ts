@@ -9,17 +9,17 @@ export function ignoredFieldsOf(paths: readonly (readonly string[])[]): IgnoredF
   const root = new Map<string, Map<string, unknown> | 'drop'>()
   for (const path of paths) {
     let node = root
-    path.forEach((name, index) => {
-      const last = index === path.length - 1
+    for (const [index, name] of path.entries()) {
       const existing = node.get(name)
-      if (existing === 'drop') return
-      if (last) node.set(name, 'drop')
+      // Under a dropped field: the whole path is already ignored (and must not go on from `node`).
+      if (existing === 'drop') break
+      if (index === path.length - 1) node.set(name, 'drop')
       else {
         const child = existing ?? new Map()
         node.set(name, child)
         node = child as typeof root
       }
-    })
+    }
   }
   return root as IgnoredFields
 }

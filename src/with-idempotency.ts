@@ -1,6 +1,7 @@
 import type { Transaction } from 'kysely'
 import { IdempotencyErrorCode, IdempotencyKeyInProgressError, IdempotencyKeyMismatchError, IdempotencyUsageError } from './errors.ts'
 import { ClaimContext } from './claim-context.ts'
+import { lockCustomerForKey } from './customers/lock-customer.ts'
 import { FinalFailure } from './final-failure.ts'
 import { fingerprintRequest } from './fingerprint.ts'
 import { toJsonText, type Jsonified } from './json.ts'
@@ -52,6 +53,9 @@ export async function withIdempotency<DB, T>(
   const settings = resolveOptions(options)
   const valid = validateKey(key, settings.keyFormat)
   const fingerprint = fingerprintRequest(valid.request)
+  // A key that names a customer is the customer's data: refused for a customer that is gone, and
+  // kept from outliving a deletion that would otherwise finish while this transaction is open.
+  if (valid.customerId !== null) await lockCustomerForKey(tx as Transaction<any>, settings.schema, valid.customerId)
   const context = new ClaimContext(tx, valid, settings.savepoint)
   const store = keyStore(settings.schema)
 

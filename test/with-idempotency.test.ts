@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
+  createCustomer,
   FinalFailure,
   IdempotencyError,
   IdempotencyErrorCode,
@@ -285,7 +286,9 @@ describe('scopes', () => {
 describe('customer id', () => {
   it('stores the customer id on the key row', async () => {
     const key = randomUUID()
-    const customerId = randomUUID()
+    // The customer must exist: a key row naming it is its data (see test/attack/customer-keys-outlive-deletion.test.ts).
+    const { customer } = await database.db.transaction().execute((tx) => createCustomer(tx, { clientId: randomUUID(), idempotentIdentifier: `ref-${key}` }))
+    const customerId = customer.customerId
     await database.db.transaction().execute((tx) => withIdempotency(tx, { key, customerId }, async () => 1))
     const { rows } = await sql<{ customer_id: string }>`select customer_id from idempotency.idempotency_keys where key = ${key}`.execute(database.db)
     expect(rows).toEqual([{ customer_id: customerId }])

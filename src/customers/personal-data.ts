@@ -4,18 +4,20 @@ import validator from 'validator'
 export type PersonalDataKind = 'email' | 'phone' | 'us-ssn' | 'uk-nino' | 'date' | 'payment-card'
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi
-// Each pattern looks anywhere in the identifier (`user-1985-04-12` holds a date of birth).
+// Each pattern looks anywhere in the identifier (`user-1985-04-12` holds a date of birth); the
+// number-like ones only at a run of letters and digits of their own, so random hex is not refused.
 const EMAIL_LIKE = /[^\s@]+@[^\s@]+\.[^\s@]+/
 const US_SSN = /(?<!\d)\d{3}[- ]\d{2}[- ]\d{4}(?!\d)/
 // HMRC's format: two prefix letters (D, F, I, Q, U, V never; O never second), six digits, A-D.
-const UK_NINO = /(?<![A-Z])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![A-Z])/i
+// Standing alone, not inside a longer run of letters and digits (random hex often holds the shape).
+const UK_NINO = /(?<![A-Z0-9])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![A-Z0-9])/i
 const DATES = [
   /(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)/, // 1985-04-12
   /(?<!\d)(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})(?!\d)/, // 12/04/1985, 04.12.1985
 ]
 // E.164 (+ and 8 to 15 digits), or a national number with separators or a trunk 0.
-const PHONE_CANDIDATE = /(?:\+|\b0)[\d ().-]{7,20}\d|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b/
-const CARD_CANDIDATE = /(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)/
+const PHONE_CANDIDATE = /(?:\+|\b0)[\d ().-]{7,20}\d(?![A-Za-z0-9])|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b/
+const CARD_CANDIDATE = /(?<![A-Za-z0-9])(?:\d[ -]?){12,18}\d(?![A-Za-z0-9])/
 
 /**
  * The kind of personal data `identifier` looks like, or undefined. Heuristics, tuned to refuse

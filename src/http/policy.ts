@@ -50,7 +50,7 @@ export interface IdempotencyPolicy {
   storeHeaders?: readonly string[]
   /** JSON body fields left out of the fingerprint, as dotted paths (`'metadata.sentAt'`). */
   ignoreFields?: readonly string[]
-  /** The largest body a keyed request may have, in bytes: larger is a `413`. Default 1 MiB. */
+  /** The largest body a keyed request (on Hono, any request of `methods`) may have, in bytes: larger is a `413`. Default 1 MiB. */
   maxBodyBytes?: number
   /** The deepest nesting of arrays and objects in a keyed request's JSON body: deeper is a `400`. Default 100, at most 1000. */
   maxBodyDepth?: number

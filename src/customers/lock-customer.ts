@@ -1,0 +1,16 @@
+import { sql, type Transaction } from 'kysely'
+import { CustomerNotFoundError } from '../errors.ts'
+import { customerTables, run } from './customer-store.ts'
+
+/**
+ * What a foreign key to the customers table would do for a key row that names a customer: the
+ * customer must exist (else `CUSTOMER_NOT_FOUND`: it never did, or its deletion has finished), and
+ * its row stays key-share locked until the transaction ends, so the deletion's final transaction
+ * (which locks the row first) waits for this one and then deletes the key it stored. A customer
+ * being deleted is accepted, as a foreign key would: the deletion removes the key afterwards.
+ */
+export async function lockCustomerForKey(tx: Transaction<any>, schema: string, customerId: string): Promise<void> {
+  const { customers } = customerTables(schema)
+  const { rows } = await run(sql`select 1 from ${customers} where customer_id = ${customerId}::uuid for key share`.execute(tx))
+  if (!rows[0]) throw new CustomerNotFoundError()
+}
