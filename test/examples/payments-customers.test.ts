@@ -1,43 +1,23 @@
 import { randomUUID } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
-import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
-import { PgBoss } from 'pg-boss'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createApiClient } from '../../examples/payments/api-clients.ts'
-import { buildPaymentsApp } from '../../examples/payments/app.ts'
-import { createPaymentsTables, type PaymentsDatabase } from '../../examples/payments/schema.ts'
-import { CUSTOMER_DELETION_QUEUE, registerJobs } from '../../src/jobs/index.ts'
+import type { PaymentsDatabase } from '../../examples/payments/schema.ts'
+import { CUSTOMER_DELETION_QUEUE } from '../../src/jobs/index.ts'
+import { usePaymentsApp } from '../support/payments-app.ts'
 import { useTestDatabase } from '../support/test-database.ts'
 
 // Scenario 1 of shared/scenarios.md as its client sees it, over real HTTP: a customer's
 // requests belong to that customer, and deleting the customer deletes all of it.
 const database = useTestDatabase<PaymentsDatabase>({ maxConnections: 20 })
-let app: FastifyInstance
-let url: string
-let boss: PgBoss
-
-beforeAll(async () => {
-  await createPaymentsTables(database.db)
-  boss = new PgBoss({ connectionString: database.url, max: 4 })
-  boss.on('error', () => {})
-  await boss.start()
-  await registerJobs(boss, { db: database.db, sweep: false, pollingIntervalSeconds: 0.5 })
-  app = await buildPaymentsApp(database.db, boss)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-})
-afterAll(async () => {
-  await app?.close()
-  await boss?.stop({ graceful: false })
-})
+const service = usePaymentsApp(database, { pollingIntervalSeconds: 0.5 })
 
 type CustomerBody = { data: { customer_id: string; client_metadata: { idempotent_identifier: string } } }
 
 const newClient = async () => (await createApiClient(database.db, `client-${randomUUID()}`)).apiKey
 const asClient = (client: string, headers: Record<string, string> = {}) => ({ 'x-api-key': client, ...headers })
 const post = (path: string, body: unknown, headers: Record<string, string>) =>
-  fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
+  fetch(service.url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
 const createCustomer = (client: string, identifier: string) => post('/customers', { client_metadata: { idempotent_identifier: identifier } }, asClient(client))
 const customerIdOf = async (response: Response) => ((await response.json()) as CustomerBody).data.customer_id
 
@@ -80,7 +60,7 @@ describe('POST /customers', () => {
     const again = await createCustomer(client, identifier)
     expect(again.status).toBe(200)
     expect(await customerIdOf(again)).toBe(created.data.customer_id)
-    const found = await fetch(`${url}/customers?idempotent_identifier=${identifier}`, { headers: asClient(client) })
+    const found = await fetch(`${service.url}/customers?idempotent_identifier=${identifier}`, { headers: asClient(client) })
     expect(found.status).toBe(200)
     expect(await customerIdOf(found)).toBe(created.data.customer_id)
   })
@@ -88,8 +68,8 @@ describe('POST /customers', () => {
   it('answers an unknown customer and an unknown deletion with problem details', async () => {
     const client = await newClient()
     const responses = [
-      await fetch(`${url}/customers?idempotent_identifier=nobody`, { headers: asClient(client) }),
-      await fetch(`${url}/customers/${randomUUID()}/deletion`, { headers: asClient(client) }),
+      await fetch(`${service.url}/customers?idempotent_identifier=nobody`, { headers: asClient(client) }),
+      await fetch(`${service.url}/customers/${randomUUID()}/deletion`, { headers: asClient(client) }),
     ]
     for (const response of responses) {
       expect(response.status).toBe(404)
@@ -125,7 +105,7 @@ describe('requests on behalf of a customer', () => {
     const firstAccount = (await first.json()) as { id: string }
     expect(await rowsHolding(secret)).toEqual(['idempotency.idempotency_keys', 'public.financial_accounts'])
 
-    const accepted = await fetch(`${url}/customers/idempotent-identifier/${identifier}`, { method: 'DELETE', headers: asClient(client) })
+    const accepted = await fetch(`${service.url}/customers/idempotent-identifier/${identifier}`, { method: 'DELETE', headers: asClient(client) })
     expect(accepted.status).toBe(202)
     expect(((await accepted.json()) as { customer_id: string }).customer_id).toBe(customerId)
     await deletionJobCompleted(customerId)

@@ -1,24 +1,17 @@
 import { randomUUID } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
-import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { createApiClient } from '../../examples/payments/api-clients.ts'
-import { buildPaymentsApp } from '../../examples/payments/app.ts'
-import { createPaymentsTables, type PaymentsDatabase } from '../../examples/payments/schema.ts'
-import { PgBoss } from 'pg-boss'
+import type { PaymentsDatabase } from '../../examples/payments/schema.ts'
 import { idempotentFetch } from '../../src/client/index.ts'
-import { registerJobs } from '../../src/jobs/index.ts'
 import pg from 'pg'
 import { lockWatcher } from '../support/concurrency.ts'
+import { usePaymentsApp } from '../support/payments-app.ts'
 import { useTestDatabase } from '../support/test-database.ts'
 
 // The example service reproduces every row of shared/scenarios.md over real HTTP.
 const database = useTestDatabase<PaymentsDatabase>({ maxConnections: 20 })
-let app: FastifyInstance
-let url: string
-
-let boss: PgBoss
+const service = usePaymentsApp(database)
 // The API key every request below sends unless it says otherwise (the service authenticates it).
 let apiKey: string
 
@@ -26,24 +19,12 @@ let apiKey: string
 const newClient = async () => (await createApiClient(database.db, `client-${randomUUID()}`)).apiKey
 
 beforeAll(async () => {
-  await createPaymentsTables(database.db)
   apiKey = await newClient()
-  boss = new PgBoss({ connectionString: database.url, max: 4 })
-  boss.on('error', () => {})
-  await boss.start()
-  await registerJobs(boss, { db: database.db, sweep: false })
-  app = await buildPaymentsApp(database.db, boss)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-})
-afterAll(async () => {
-  await app?.close()
-  await boss?.stop({ graceful: false })
 })
 
 const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-  fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': apiKey, ...headers }, body: JSON.stringify(body) })
-const get = (path: string, headers: Record<string, string> = {}) => fetch(url + path, { headers: { 'x-api-key': apiKey, ...headers } })
+  fetch(service.url + path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': apiKey, ...headers }, body: JSON.stringify(body) })
+const get = (path: string, headers: Record<string, string> = {}) => fetch(service.url + path, { headers: { 'x-api-key': apiKey, ...headers } })
 const count = async (table: 'accounts' | 'ledger' | 'link_tokens') =>
   (await sql<{ n: number }>`select count(*)::int as n from ${sql.table(table)}`.execute(database.db)).rows[0]!.n
 
@@ -167,7 +148,7 @@ describe('scenario 4: client retries with one key', () => {
     }
     const before = await count('link_tokens')
     const response = await idempotentFetch(
-      `${url}/link/token/create`,
+      `${service.url}/link/token/create`,
       { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': apiKey }, body: JSON.stringify({ client_user_id: 'u-1' }) },
       { fetch: losesFirst, sleep: async () => {} },
     )
@@ -186,7 +167,7 @@ describe('scenario 4: client retries with one key', () => {
       return fetch(input, init)
     }
     const response = await idempotentFetch(
-      `${url}/link/token/create`,
+      `${service.url}/link/token/create`,
       { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': apiKey }, body: JSON.stringify({ client_user_id: 'u-2' }) },
       { key, fetch: counting },
     )
@@ -234,7 +215,7 @@ describe('scenario 4: client retries with one key', () => {
     const responses = await Promise.all(
       Array.from({ length: 50 }, () =>
         idempotentFetch(
-          `${url}/accounts/${account}/deposits`,
+          `${service.url}/accounts/${account}/deposits`,
           { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': apiKey }, body: JSON.stringify({ amount: 25 }) },
           { key, sleep: () => new Promise((resolve) => setTimeout(resolve, 5)), maxAttempts: 1000, maxElapsed: '60s' },
         ),
@@ -258,7 +239,7 @@ describe('scenario 1: customers by the client identifier', () => {
     expect([first.status, again.status]).toEqual([201, 200])
     const created = await customerIdOf(first)
     expect(await customerIdOf(again)).toBe(created)
-    const found = await fetch(`${url}/customers?idempotent_identifier=user-123`, { headers: asClient(client) })
+    const found = await fetch(`${service.url}/customers?idempotent_identifier=user-123`, { headers: asClient(client) })
     expect(await customerIdOf(found)).toBe(created)
   })
 
@@ -274,12 +255,12 @@ describe('scenario 1: customers by the client identifier', () => {
     const customerId = await customerIdOf(await createCustomer(client, 'acct-owner'))
     const byIdentifier = asClient(client, { 'x-customer-idempotent-identifier': 'acct-owner' })
     expect((await post('/financial/accounts', { name: 'savings' }, byIdentifier)).status).toBe(201)
-    const byId = await fetch(`${url}/financial/accounts`, { headers: asClient(client, { 'x-customer-id': customerId }) })
+    const byId = await fetch(`${service.url}/financial/accounts`, { headers: asClient(client, { 'x-customer-id': customerId }) })
     expect(((await byId.json()) as unknown[]).length).toBe(1)
-    const both = await fetch(`${url}/financial/accounts`, { headers: asClient(client, { 'x-customer-id': customerId, 'x-customer-idempotent-identifier': 'acct-owner' }) })
+    const both = await fetch(`${service.url}/financial/accounts`, { headers: asClient(client, { 'x-customer-id': customerId, 'x-customer-idempotent-identifier': 'acct-owner' }) })
     expect(both.status).toBe(400)
     expect(both.headers.get('content-type')).toMatch(/problem\+json/)
-    const unknown = await fetch(`${url}/financial/accounts`, { headers: asClient(client, { 'x-customer-idempotent-identifier': 'nobody' }) })
+    const unknown = await fetch(`${service.url}/financial/accounts`, { headers: asClient(client, { 'x-customer-idempotent-identifier': 'nobody' }) })
     expect(unknown.status).toBe(404)
   })
 
@@ -314,14 +295,14 @@ describe('scenario 1: customers by the client identifier', () => {
     const onBehalf = asClient(client, { 'x-customer-idempotent-identifier': 'leaving' })
     await post('/financial/accounts', { name: 'a' }, onBehalf)
     await post('/financial/accounts', { name: 'b' }, onBehalf)
-    const accepted = await fetch(`${url}/customers/idempotent-identifier/leaving`, { method: 'DELETE', headers: asClient(client) })
+    const accepted = await fetch(`${service.url}/customers/idempotent-identifier/leaving`, { method: 'DELETE', headers: asClient(client) })
     expect(accepted.status).toBe(202)
-    const repeat = await fetch(`${url}/customers/idempotent-identifier/leaving`, { method: 'DELETE', headers: asClient(client) })
+    const repeat = await fetch(`${service.url}/customers/idempotent-identifier/leaving`, { method: 'DELETE', headers: asClient(client) })
     expect(repeat.status).toBe(202)
     // The worker deletes in the background; the progress is readable until and after it is done.
     let deletion: { state: string; deletedRows: Record<string, number> }
     for (;;) {
-      deletion = (await (await fetch(`${url}/customers/${customerId}/deletion`, { headers: asClient(client) })).json()) as typeof deletion
+      deletion = (await (await fetch(`${service.url}/customers/${customerId}/deletion`, { headers: asClient(client) })).json()) as typeof deletion
       if (deletion.state === 'done') break
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
@@ -335,7 +316,7 @@ describe('scenario 1: customers by the client identifier', () => {
 describe('the API clients and their accounts', () => {
   it('authenticates every request: no key or an unknown key is a 401 problem', async () => {
     for (const headers of [{}, { 'x-api-key': 'pk_nobody' }, { 'x-api-key': 'x'.repeat(500) }]) {
-      const response = await fetch(`${url}/persons/p-1/accounts`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' })
+      const response = await fetch(`${service.url}/persons/p-1/accounts`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' })
       expect(response.status).toBe(401)
       expect((await problemOf(response)).type).toMatch(/unauthenticated$/)
     }
@@ -378,7 +359,7 @@ describe('every error is a problem, never a 500', () => {
     const invalid = await post(`/accounts/${await openAccount()}/deposits`, { amount: -5 }, { 'idempotency-key': randomUUID() })
     expect(invalid.status).toBe(400)
     await problemOf(invalid)
-    const broken = await fetch(`${url}/link/token/create`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': apiKey }, body: '{"client_user_id":' })
+    const broken = await fetch(`${service.url}/link/token/create`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': apiKey }, body: '{"client_user_id":' })
     expect(broken.status).toBe(400)
     await problemOf(broken)
   })
