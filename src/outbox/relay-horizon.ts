@@ -1,5 +1,6 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import { IdempotencyErrorCode, IdempotencyStoreError } from '../errors.ts'
+import { SqlState, sqlStateOf } from '../store/sql-state.ts'
 import { manyKeysLock, orderingKeyLockPrefix } from './ordering-locks.ts'
 
 /** An ordering key whose events up to `bound` (an event id) may be delivered in id order. */
@@ -30,7 +31,7 @@ export async function readyKeys(db: Kysely<any>, schema: string, after: string, 
     select e.ordering_key, e.next_attempt_at from ${events} e
      where e.status = 'pending' and e.ordering_key > ${past} and ${withinRange}
      order by e.ordering_key, e.id limit 1`
-  const { rows } = await sql<{ ordering_key: string; bound: string }>`
+  const query = sql<{ ordering_key: string; bound: string }>`
     with recursive heads (ordering_key, next_attempt_at) as (
       (${nextHead(sql`${after}::text`)})
       union all
@@ -47,14 +48,23 @@ export async function readyKeys(db: Kysely<any>, schema: string, after: string, 
                   else coalesce(pg_sequence_last_value((select seq from id_sequence)), -1) end as bound
         from heads
     )
-    select ordering_key, bound::text from checked where bound is not null limit ${limit}`.execute(db)
-  if (rows.some((row) => row.bound === '-1')) {
-    throw new IdempotencyStoreError(
+    select ordering_key, bound::text from checked where bound is not null limit ${limit}`
+  // Without SELECT on the sequence, PostgreSQL 17 and later answer NULL (-1 above) and earlier
+  // versions refuse the statement: either way the relay says what is missing.
+  const sequenceUnreadable = (cause?: unknown) =>
+    new IdempotencyStoreError(
       IdempotencyErrorCode.STORE_FAILED,
       `The relay cannot read how far outbox event ids have been handed out: grant SELECT on the sequence ${schema}.outbox_events_id_seq (sql/grants.sql does).`,
-      undefined,
-      undefined,
+      cause === undefined ? undefined : sqlStateOf(cause),
+      cause,
     )
+  let rows: { ordering_key: string; bound: string }[]
+  try {
+    rows = (await query.execute(db)).rows
+  } catch (error) {
+    if (sqlStateOf(error) === SqlState.INSUFFICIENT_PRIVILEGE && String((error as Error).message).includes('outbox_events_id_seq')) throw sequenceUnreadable(error)
+    throw error
   }
+  if (rows.some((row) => row.bound === '-1')) throw sequenceUnreadable()
   return rows.map((row) => ({ orderingKey: row.ordering_key, bound: row.bound }))
 }

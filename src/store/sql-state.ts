@@ -13,6 +13,7 @@ export const SqlState = {
   INVALID_SQL_STATEMENT_NAME: '26000',
   FEATURE_NOT_SUPPORTED: '0A000',
   DIVISION_BY_ZERO: '22012',
+  INSUFFICIENT_PRIVILEGE: '42501',
   /** The server ends the session: pg_terminate_backend, a fast shutdown. */
   ADMIN_SHUTDOWN: '57P01',
   CRASH_SHUTDOWN: '57P02',
