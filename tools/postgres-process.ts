@@ -26,8 +26,12 @@ export interface PostgresProcess {
   port: number
   /** An admin connection string (user postgres) to the `postgres` database. */
   url: string
-  /** A fast shutdown (every connection gets 57P01), leaving the data in place. */
-  stop(): Promise<void>
+  /**
+   * Stops the server, leaving the data in place, as `pg_ctl stop -m <mode>` would: `fast` (the
+   * default) ends every session (57P01) and shuts down cleanly; `immediate` ends every process at
+   * once, and the next start recovers. Resolves once the postmaster has exited.
+   */
+  stop(mode?: 'fast' | 'immediate'): Promise<void>
   /** Starts the stopped server again on the same port and data. */
   start(): Promise<void>
   /** Stops the server if it runs, and deletes its directory. */
@@ -70,12 +74,12 @@ export async function launchPostgres({ port, flags = [] }: PostgresProcessOption
     const start = async () => {
       server = await startServer(join(bin, 'postgres'), ['-D', data, '-p', String(port), '-c', 'unix_socket_directories=', ...flags], base, runAs)
     }
-    const stop = async () => {
+    const stop = async (mode: 'fast' | 'immediate' = 'fast') => {
       const running = server
       server = undefined
       if (running === undefined || running.exitCode !== null) return
       const exited = once(running, 'exit')
-      running.kill('SIGINT')
+      running.kill(mode === 'fast' ? 'SIGINT' : 'SIGQUIT')
       await exited
     }
     await start()

