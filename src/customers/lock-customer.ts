@@ -10,7 +10,22 @@ import { customerTables, run } from './customer-store.ts'
  * being deleted is accepted, as a foreign key would: the deletion removes the key afterwards.
  */
 export async function lockCustomerForKey(tx: Transaction<any>, schema: string, customerId: string): Promise<void> {
+  const justLocked = lockedJustBefore.get(tx)
+  lockedJustBefore.delete(tx)
+  if (justLocked === lockName(schema, customerId)) return
   const { customers } = customerTables(schema)
   const { rows } = await run(sql`select 1 from ${customers} where customer_id = ${customerId}::uuid for key share`.execute(tx))
   if (!rows[0]) throw new CustomerNotFoundError()
+}
+
+// A caller that has just key-share locked a customer in a transaction, and runs nothing else in it
+// before the key's call, says so here; that one call then skips its own lock (the HTTP layer's
+// customer routes, which would otherwise lock the row twice per request). Consumed by the next
+// call, so no savepoint rolled back in between can have released the lock it stands for.
+const lockedJustBefore = new WeakMap<object, string>()
+const lockName = (schema: string, customerId: string) => `${schema}\u0000${customerId}`
+
+/** The customer's row was key-share locked in `tx` just now, with nothing run in it since. */
+export function customerJustLocked(tx: Transaction<any>, schema: string, customerId: string): void {
+  lockedJustBefore.set(tx, lockName(schema, customerId))
 }

@@ -1,7 +1,9 @@
 import type { Transaction } from 'kysely'
 import type { Customer } from '../customers/customer.ts'
 import { checkCustomerName, customerReferenceFromHeaders, resolveCustomer } from '../customers/find-customer.ts'
+import { customerJustLocked } from '../customers/lock-customer.ts'
 import { CustomerNotFoundError } from '../errors.ts'
+import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
 import type { HttpRequest } from './types.ts'
 
 /**
@@ -22,5 +24,8 @@ export async function customerOfRequest(
     checkCustomerName(reference)
     throw new CustomerNotFoundError()
   }
-  return resolveCustomer(tx, { clientId: client, ...reference, ...(policy.schema === undefined ? {} : { schema: policy.schema }) })
+  const customer = await resolveCustomer(tx, { clientId: client, ...reference, ...(policy.schema === undefined ? {} : { schema: policy.schema }) })
+  // resolveCustomer key-share locked its row, and the claim comes next: withIdempotency need not lock it again.
+  customerJustLocked(tx, policy.schema ?? DEFAULT_SCHEMA, customer.customerId)
+  return customer
 }
