@@ -1,5 +1,10 @@
-export { withIdempotency, type IdempotencyOutcome } from './with-idempotency.ts'
-export type { WithIdempotencyOptions, MismatchPolicy, MismatchHandler } from './options.ts'
+export { withIdempotency, runTransaction, kyselyDatabase } from './data/kysely/index.ts'
+export { withIdempotencyIn, type IdempotencyOutcome } from './with-idempotency.ts'
+export { defineDatabase, type IdempotencyDatabase, type DatabaseParts, type IsolationLevel, type TransactionOptions } from './data/database.ts'
+export type { SqlSession, Row } from './data/sql-session.ts'
+export type { Statement, StatementValue } from './data/statement.ts'
+export type { WithIdempotencyOptions, MismatchPolicy, MismatchHandler } from './data/kysely/index.ts'
+export type { IdempotencyOptions } from './options.ts'
 export { FinalFailure } from './final-failure.ts'
 export {
   IdempotencyError,
@@ -40,4 +45,3 @@ export type { RegisteredCustomerTable } from './customers/deletion/dependent-tab
 export { sweepExpiredKeys, type SweepOptions } from './sweep-expired-keys.ts'
 export { emit, type EmitOptions } from './outbox/emit.ts'
 export { withInbox, type InboxMessage } from './outbox/inbox.ts'
-export { runTransaction } from './run-transaction.ts'

@@ -1,18 +1,18 @@
-import type { Transaction } from 'kysely'
 import { toMilliseconds, type Duration } from './duration.ts'
 import { IdempotencyUsageError } from './errors.ts'
 import type { KeyFormat } from './key.ts'
 import { DEFAULT_SCHEMA } from './store/schema-name.ts'
 
 /** What a repeat with the same key but a different request gets. */
-export type MismatchPolicy<DB> = 'reject' | 'replay' | MismatchHandler<DB>
+export type MismatchPolicy<Tx> = 'reject' | 'replay' | MismatchHandler<Tx>
 
 /**
  * Decides a mismatch inside the transaction. It may write through `tx` (apply a changed field to
  * the existing object, say) and then answer `'replay'` to return the stored value.
  */
-export type MismatchHandler<DB> = (mismatch: {
-  tx: Transaction<DB>
+export type MismatchHandler<Tx> = (mismatch: {
+  /** The caller's transaction, as its data layer knows it. */
+  tx: Tx
   /** The value stored by the first request. */
   stored: unknown
   /** Whether the first request ended in a {@link FinalFailure}. */
@@ -22,11 +22,12 @@ export type MismatchHandler<DB> = (mismatch: {
   firstSeenAt: Date
 }) => 'replay' | 'reject' | Promise<'replay' | 'reject'>
 
-export interface WithIdempotencyOptions<DB = unknown> {
+/** `Tx` is the data layer's transaction type, handed to an `onMismatch` function. */
+export interface IdempotencyOptions<Tx = unknown> {
   /** How long a completed key is replayed. Default `'24h'`. */
   ttl?: Duration
   /** Same key, different request. Default `'reject'` (throws `IDEMPOTENCY_KEY_MISMATCH`). */
-  onMismatch?: MismatchPolicy<DB>
+  onMismatch?: MismatchPolicy<Tx>
   /**
    * Same key while another transaction holds it. `'wait'` (default) blocks until that one
    * finishes, then replays its result, or runs `fn` if it rolled back. `'reject'` throws
@@ -51,9 +52,9 @@ export interface WithIdempotencyOptions<DB = unknown> {
   savepoint?: boolean
 }
 
-export interface ResolvedOptions<DB> {
+export interface ResolvedOptions<Tx> {
   ttlMs: number
-  onMismatch: MismatchPolicy<DB>
+  onMismatch: MismatchPolicy<Tx>
   wait: boolean
   waitTimeoutMs: number
   retryAfterSeconds: number
@@ -68,7 +69,7 @@ const MAX_WAIT_TIMEOUT_MS = 2_147_483_647
 const MAX_TTL_MS = 100 * 365 * 24 * 3600 * 1000
 
 /** Checks the options and fills in the defaults. */
-export function resolveOptions<DB>(options: WithIdempotencyOptions<DB>): ResolvedOptions<DB> {
+export function resolveOptions<Tx>(options: IdempotencyOptions<Tx>): ResolvedOptions<Tx> {
   const onMismatch = options.onMismatch ?? 'reject'
   if (onMismatch !== 'reject' && onMismatch !== 'replay' && typeof onMismatch !== 'function') {
     throw new IdempotencyUsageError(`Option onMismatch must be 'reject', 'replay' or a function; got ${String(onMismatch)}.`)

@@ -1,4 +1,4 @@
-import type { Transaction } from 'kysely'
+import type { SqlSession } from './data/sql-session.ts'
 import { IdempotencyErrorCode, IdempotencyKeyInProgressError, IdempotencyKeyMismatchError, IdempotencyUsageError } from './errors.ts'
 import { ClaimContext } from './claim-context.ts'
 import { lockCustomerForKey } from './customers/lock-customer.ts'
@@ -6,7 +6,7 @@ import { FinalFailure } from './final-failure.ts'
 import { fingerprintRequest } from './fingerprint.ts'
 import { toJsonText, type Jsonified } from './json.ts'
 import { validateKey, type IdempotencyKeyInput, type ValidKey } from './key.ts'
-import { resolveOptions, type ResolvedOptions, type WithIdempotencyOptions } from './options.ts'
+import { resolveOptions, type ResolvedOptions, type IdempotencyOptions } from './options.ts'
 import { keyStore, type ClaimRow, type KeyStore } from './store/key-store.ts'
 
 /** What {@link withIdempotency} returns, the same on the first call and on every replay. */
@@ -42,25 +42,25 @@ export interface IdempotencyOutcome<T> {
  * )
  * ```
  */
-export async function withIdempotency<DB, T>(
-  tx: Transaction<DB>,
+export async function withIdempotencyIn<Tx extends object, T>(
+  session: SqlSession<Tx>,
   key: IdempotencyKeyInput,
-  fn: (tx: Transaction<DB>) => Promise<T> | T,
-  options: WithIdempotencyOptions<DB> = {},
+  fn: (tx: Tx) => Promise<T> | T,
+  options: IdempotencyOptions<Tx> = {},
 ): Promise<IdempotencyOutcome<T>> {
-  assertTransaction(tx)
   if (typeof fn !== 'function') throw new IdempotencyUsageError('withIdempotency needs a function to run.')
+  const tx = session.transaction
   const settings = resolveOptions(options)
   const valid = validateKey(key, settings.keyFormat)
   const fingerprint = fingerprintRequest(valid.request)
   // A key that names a customer is the customer's data: refused for a customer that is gone, and
   // kept from outliving a deletion that would otherwise finish while this transaction is open.
-  if (valid.customerId !== null) await lockCustomerForKey(tx as Transaction<any>, settings.schema, valid.customerId)
+  if (valid.customerId !== null) await lockCustomerForKey(session, settings.schema, valid.customerId)
   const context = new ClaimContext(tx, valid, settings.savepoint)
   const store = keyStore(settings.schema)
 
   return context.track(async (runInside) => {
-    const claim = await store.claim(tx as Transaction<unknown>, valid, fingerprint, settings.wait, settings.waitTimeoutMs, settings.retryAfterSeconds)
+    const claim = await store.claim(session, valid, fingerprint, settings.wait, settings.waitTimeoutMs, settings.retryAfterSeconds)
     context.claimed(claim.created_at)
     switch (claim.outcome) {
       case 'found':
@@ -69,28 +69,27 @@ export async function withIdempotency<DB, T>(
         throw new IdempotencyKeyInProgressError('A concurrent request with the same idempotency key has not finished.', settings.retryAfterSeconds)
       case 'new':
       case 'new_placeholder':
-        return execute({ tx, store, key: valid, fingerprint, claim, fn, settings, depth: context.depth, enclosingSavepoint: context.enclosingSavepoint, runInside })
+        return execute({ session, store, key: valid, fingerprint, claim, fn, settings, depth: context.depth, enclosingSavepoint: context.enclosingSavepoint, runInside })
     }
   })
 }
 
-interface Execution<DB, T> {
-  tx: Transaction<DB>
+interface Execution<Tx extends object, T> {
+  session: SqlSession<Tx>
   store: KeyStore
   key: ValidKey
   fingerprint: Buffer
   claim: ClaimRow
-  fn: (tx: Transaction<DB>) => Promise<T> | T
-  settings: ResolvedOptions<DB>
+  fn: (tx: Tx) => Promise<T> | T
+  settings: ResolvedOptions<Tx>
   depth: number
   /** The savepoint depth of the innermost enclosing call that took one, if any. */
   enclosingSavepoint: number | undefined
   runInside: <R>(fn: () => R) => R
 }
 
-async function execute<DB, T>({ tx, store, key, fingerprint, claim, fn, settings, depth, enclosingSavepoint, runInside }: Execution<DB, T>): Promise<IdempotencyOutcome<T>> {
-  const anyTx = tx as Transaction<unknown>
-  if (settings.savepoint) await store.savepoint(anyTx, depth)
+async function execute<Tx extends object, T>({ session, store, key, fingerprint, claim, fn, settings, depth, enclosingSavepoint, runInside }: Execution<Tx, T>): Promise<IdempotencyOutcome<T>> {
+  if (settings.savepoint) await store.savepoint(session, depth)
   // From here to the stored row, any error undoes fn's writes: back to the savepoint, or (without
   // one) by failing the transaction where no savepoint fn may have left can un-fail it, so fn's
   // writes never commit without their key, even when the caller catches the error and commits.
@@ -98,19 +97,19 @@ async function execute<DB, T>({ tx, store, key, fingerprint, claim, fn, settings
     let value: unknown
     let failed = false
     try {
-      value = await runInside(() => fn(tx))
+      value = await runInside(() => fn(session.transaction))
     } catch (error) {
       if (!(error instanceof FinalFailure)) throw error
       if (!settings.savepoint) {
         throw new IdempotencyUsageError("A FinalFailure needs the option { savepoint: true } to roll back the handler's writes; nothing was stored.")
       }
-      await store.rollbackToSavepoint(anyTx, depth)
+      await store.rollbackToSavepoint(session, depth)
       value = error.value
       failed = true
     }
     const responseJson = toJsonText(value, IdempotencyErrorCode.RESULT_INVALID)
     await store.complete(
-      anyTx,
+      session,
       {
         key,
         fingerprint,
@@ -124,17 +123,17 @@ async function execute<DB, T>({ tx, store, key, fingerprint, claim, fn, settings
     )
     return { value: JSON.parse(responseJson) as Jsonified<T>, replayed: false, failed, firstSeenAt: claim.created_at }
   } catch (error) {
-    await undoQuietly(() => (settings.savepoint ? store.rollbackToSavepoint(anyTx, depth) : store.failTransaction(anyTx, enclosingSavepoint)))
+    await undoQuietly(() => (settings.savepoint ? store.rollbackToSavepoint(session, depth) : store.failTransaction(session, enclosingSavepoint)))
     throw error
   }
 }
 
-async function replay<DB, T>(
-  tx: Transaction<DB>,
+async function replay<Tx extends object, T>(
+  tx: Tx,
   key: ValidKey,
   fingerprint: Buffer,
   claim: ClaimRow,
-  settings: ResolvedOptions<DB>,
+  settings: ResolvedOptions<Tx>,
 ): Promise<IdempotencyOutcome<T>> {
   const failed = claim.status === 'failed'
   if (!fingerprint.equals(claim.fingerprint as Buffer)) {
@@ -155,12 +154,4 @@ async function undoQuietly(undo: () => Promise<void>): Promise<void> {
   try {
     await undo()
   } catch {}
-}
-
-function assertTransaction(tx: unknown): void {
-  if ((tx as { isTransaction?: unknown } | null)?.isTransaction !== true) {
-    throw new IdempotencyUsageError(
-      'withIdempotency must run inside a transaction: pass the `tx` of db.transaction().execute((tx) => ...), not the Kysely instance.',
-    )
-  }
 }

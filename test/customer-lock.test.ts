@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import { expect, it } from 'vitest'
 import { customerJustLocked, lockCustomerForKey } from '../src/customers/lock-customer.ts'
+import { kyselySession } from '../src/data/kysely/session.ts'
 import { IdempotencyErrorCode } from '../src/index.ts'
 import { useTestDatabase } from './support/test-database.ts'
 
@@ -13,15 +14,15 @@ it('skips its statement only for the customer just locked, and only once', async
   const absent = randomUUID()
   await database.db.transaction().execute(async (tx) => {
     customerJustLocked(tx, 'idempotency', absent)
-    await expect(lockCustomerForKey(tx, 'idempotency', absent)).resolves.toBeUndefined()
-    await expect(lockCustomerForKey(tx, 'idempotency', absent)).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_NOT_FOUND })
+    await expect(lockCustomerForKey(kyselySession(tx), 'idempotency', absent)).resolves.toBeUndefined()
+    await expect(lockCustomerForKey(kyselySession(tx), 'idempotency', absent)).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_NOT_FOUND })
   })
   await database.db.transaction().execute(async (tx) => {
     customerJustLocked(tx, 'idempotency', randomUUID())
-    await expect(lockCustomerForKey(tx, 'idempotency', absent)).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_NOT_FOUND })
+    await expect(lockCustomerForKey(kyselySession(tx), 'idempotency', absent)).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_NOT_FOUND })
   })
   await database.db.transaction().execute(async (tx) => {
     customerJustLocked(tx, 'other_schema', absent)
-    await expect(lockCustomerForKey(tx, 'idempotency', absent)).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_NOT_FOUND })
+    await expect(lockCustomerForKey(kyselySession(tx), 'idempotency', absent)).rejects.toMatchObject({ code: IdempotencyErrorCode.CUSTOMER_NOT_FOUND })
   })
 })

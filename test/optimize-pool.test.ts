@@ -59,7 +59,7 @@ it('prepares the claim and the stored result once per connection, and reuses the
     }
     const prepared = await one.connection().execute(preparedOn)
     expect(prepared.map((p) => p.name)).toEqual([expect.stringMatching(/^pg_idempotency_claim_[0-9a-f]{16}$/), expect.stringMatching(/^pg_idempotency_complete_with_commit_[0-9a-f]{16}$/)])
-    expect(prepared[0]!.statement).toContain('claim_idempotency_key($1, $2, $3, $4, $5)')
+    expect(prepared[0]!.statement).toContain('claim_idempotency_key($1::text, $2::text, $3::bytea, $4::boolean, $5::int)')
     expect(prepared[1]!.statement).toContain('insert into "idempotency".idempotency_keys')
     // Parsed once, run twice; the business insert and BEGIN/COMMIT stay unnamed.
     expect(prepared.map((p) => p.runs)).toEqual([2, 2])

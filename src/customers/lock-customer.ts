@@ -1,6 +1,7 @@
-import { sql, type Transaction } from 'kysely'
+import type { SqlSession } from '../data/sql-session.ts'
+import { sql } from '../data/statement.ts'
 import { CustomerNotFoundError } from '../errors.ts'
-import { customerTables, run } from './customer-store.ts'
+import { translateDatabaseError } from '../store/database-errors.ts'
 
 /**
  * What a foreign key to the customers table would do for a key row that names a customer: the
@@ -9,12 +10,17 @@ import { customerTables, run } from './customer-store.ts'
  * (which locks the row first) waits for this one and then deletes the key it stored. A customer
  * being deleted is accepted, as a foreign key would: the deletion removes the key afterwards.
  */
-export async function lockCustomerForKey(tx: Transaction<any>, schema: string, customerId: string): Promise<void> {
+export async function lockCustomerForKey(session: SqlSession, schema: string, customerId: string): Promise<void> {
+  const tx = session.transaction
   const justLocked = lockedJustBefore.get(tx)
   lockedJustBefore.delete(tx)
   if (justLocked === lockName(schema, customerId)) return
-  const { customers } = customerTables(schema)
-  const { rows } = await run(sql`select 1 from ${customers} where customer_id = ${customerId}::uuid for key share`.execute(tx))
+  let rows: unknown[]
+  try {
+    rows = await session.run(sql`select 1 as found from ${sql.id(schema, 'customers')} where customer_id = ${customerId}::uuid for key share`.toStatement())
+  } catch (error) {
+    throw translateDatabaseError(error, 1)
+  }
   if (!rows[0]) throw new CustomerNotFoundError()
 }
 
@@ -26,6 +32,6 @@ const lockedJustBefore = new WeakMap<object, string>()
 const lockName = (schema: string, customerId: string) => `${schema}\u0000${customerId}`
 
 /** The customer's row was key-share locked in `tx` just now, with nothing run in it since. */
-export function customerJustLocked(tx: Transaction<any>, schema: string, customerId: string): void {
+export function customerJustLocked(tx: object, schema: string, customerId: string): void {
   lockedJustBefore.set(tx, lockName(schema, customerId))
 }

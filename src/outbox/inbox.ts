@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely'
 import type { Duration } from '../duration.ts'
 import type { Jsonified } from '../json.ts'
-import { withIdempotency } from '../with-idempotency.ts'
+import { withIdempotency } from '../data/kysely/index.ts'
 
 export interface InboxMessage {
   /** Where the message came from (a stream, a queue): message ids are unique within it. */

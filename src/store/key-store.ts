@@ -1,4 +1,5 @@
-import { CompiledQuery, type Transaction } from 'kysely'
+import type { SqlSession } from '../data/sql-session.ts'
+import { preparedName, type Statement, type StatementValue } from '../data/statement.ts'
 import type { ValidKey } from '../key.ts'
 import { libraryStatement, rememberStoreCall } from '../pool/library-statements.ts'
 import { translateClaimError, translateDatabaseError } from './database-errors.ts'
@@ -54,20 +55,23 @@ export interface CompletedKey {
 // One name per nesting depth: an outer call's rollback must reach its own savepoint, not one an
 // inner call left behind (savepoints are not released, to save a round trip; a later call at the
 // same depth shadows the earlier one, and ROLLBACK TO finds the innermost of a name).
-const ABORT_TRANSACTION = CompiledQuery.raw(
+const plain = (text: string): Statement => ({ text, values: [] })
+const ABORT_TRANSACTION = plain(
   "do $$ begin raise exception 'pg-idempotency: withIdempotency failed after its fn ran; this transaction must roll back' using errcode = 'P0001'; end $$",
 )
 const savepointName = (depth: number) => `pg_idempotency_${depth}`
-const SAVEPOINTS = Array.from({ length: 8 }, (_, depth) => CompiledQuery.raw(`savepoint ${savepointName(depth)}`))
-const ROLLBACKS = Array.from({ length: 8 }, (_, depth) => CompiledQuery.raw(`rollback to savepoint ${savepointName(depth)}`))
-const ROLLBACK = CompiledQuery.raw('rollback')
-const BEGIN = CompiledQuery.raw('begin')
+const SAVEPOINTS = Array.from({ length: 8 }, (_, depth) => plain(`savepoint ${savepointName(depth)}`))
+const ROLLBACKS = Array.from({ length: 8 }, (_, depth) => plain(`rollback to savepoint ${savepointName(depth)}`))
+const ROLLBACK = plain('rollback')
+const BEGIN = plain('begin')
 
 /** The statements that read and write the key table of one schema. */
 export class KeyStore {
   readonly #claimSql: string
   readonly #insertSql: string
   readonly #updateSql: string
+  readonly #claimName: string
+  readonly #insertName: string
 
   constructor(schema: string) {
     const s = quoteSchema(schema)
@@ -76,7 +80,7 @@ export class KeyStore {
       'claim',
       `select outcome, status, encode(fingerprint, 'hex') as fingerprint, response::text as response, ` +
         `(extract(epoch from date_trunc('milliseconds', created_at)) * 1000)::int8::text as created_at ` +
-        `from ${s}.claim_idempotency_key($1, $2, $3, $4, $5)`,
+        `from ${s}.claim_idempotency_key($1::text, $2::text, $3::bytea, $4::boolean, $5::int)`,
       'begin',
     )
     // The ttl runs from completion (this statement's start, by the database clock), so a long
@@ -88,25 +92,33 @@ export class KeyStore {
     this.#insertSql = libraryStatement(
       'complete_with_commit',
       `with stored as (insert into ${s}.idempotency_keys (scope, key, fingerprint, status, response, customer_id, completed_at, expires_at) ` +
-        `values ($1, $2, $3, $4, $5::json, $6, statement_timestamp(), statement_timestamp() + $7::double precision * interval '1 millisecond') ` +
-        `returning 1) select 1 / count(*)::int as stored from stored`,
+        `values ($1::text, $2::text, $3::bytea, $4::text, $5::json, $6::uuid, statement_timestamp(), statement_timestamp() + $7::double precision * interval '1 millisecond') ` +
+        `returning 1) select (1 / count(*)::int)::text as stored from stored`,
       'commit',
     )
+    this.#claimName = preparedName('claim', this.#claimSql)
+    this.#insertName = preparedName('complete_with_commit', this.#insertSql)
     // Not prepared: its WHERE would let a generic plan pick a sequential scan. It only runs under
     // REPEATABLE READ / SERIALIZABLE.
+    // Counts its row itself: the seam returns rows, not a layer's idea of an affected-row count.
     this.#updateSql =
-      `update ${s}.idempotency_keys set fingerprint = $3, status = $4, response = $5::json, customer_id = $6, ` +
+      `with updated as (update ${s}.idempotency_keys set fingerprint = $3::bytea, status = $4::text, response = $5::json, customer_id = $6::uuid, ` +
       `completed_at = statement_timestamp(), expires_at = statement_timestamp() + $7::double precision * interval '1 millisecond' ` +
-      `where scope = $1 and key = $2 and status = 'claimed'`
+      `where scope = $1::text and key = $2::text and status = 'claimed' returning 1) select count(*)::text as updated from updated`
   }
 
   /** Takes the key's advisory lock (waiting up to `waitTimeoutMs`, or not at all) and looks it up. */
-  async claim(tx: Transaction<unknown>, key: ValidKey, fingerprint: Buffer, wait: boolean, waitTimeoutMs: number, retryAfterSeconds: number): Promise<ClaimRow> {
-    const query = CompiledQuery.raw(this.#claimSql, [key.scope, key.key, fingerprint, wait, waitTimeoutMs])
+  async claim(session: SqlSession, key: ValidKey, fingerprint: Buffer, wait: boolean, waitTimeoutMs: number, retryAfterSeconds: number): Promise<ClaimRow> {
+    const statement: Statement = {
+      text: this.#claimSql,
+      values: [key.scope, key.key, fingerprint, wait, waitTimeoutMs],
+      name: this.#claimName,
+      travelsWith: 'begin',
+    }
     let row: ClaimText
     try {
-      const { rows } = await tx.executeQuery(query)
-      row = rows[0] as ClaimText
+      const rows = await session.run(statement)
+      row = rows[0] as unknown as ClaimText
     } catch (error) {
       throw translateClaimError(error, retryAfterSeconds)
     }
@@ -120,23 +132,29 @@ export class KeyStore {
   }
 
   /** Stores the outcome in the caller's transaction. */
-  async complete(tx: Transaction<unknown>, done: CompletedKey, retryAfterSeconds: number): Promise<void> {
+  async complete(session: SqlSession, done: CompletedKey, retryAfterSeconds: number): Promise<void> {
     const { key } = done
-    const params = [key.scope, key.key, done.fingerprint, done.status, done.responseJson, key.customerId, done.ttlMs]
+    const values: StatementValue[] = [key.scope, key.key, done.fingerprint, done.status, done.responseJson, key.customerId, done.ttlMs]
     if (!done.placeholder) {
-      rememberStoreCall(params, { retryAfterSeconds, mayWaitForCommit: done.mayWaitForCommit })
-      await run(tx, CompiledQuery.raw(this.#insertSql, params), retryAfterSeconds)
+      rememberStoreCall(values, { retryAfterSeconds, mayWaitForCommit: done.mayWaitForCommit })
+      const statement: Statement = {
+        text: this.#insertSql,
+        values,
+        name: this.#insertName,
+        ...(done.mayWaitForCommit ? { travelsWith: 'commit', deferredError: (error: unknown) => translateDatabaseError(error, retryAfterSeconds) } : {}),
+      }
+      await run(session, statement, retryAfterSeconds)
       return
     }
-    const result = await run(tx, CompiledQuery.raw(this.#updateSql, params), retryAfterSeconds)
-    if (result.numAffectedRows !== 1n) {
+    const rows = await run(session, { text: this.#updateSql, values }, retryAfterSeconds)
+    if (rows[0]?.updated !== '1') {
       // Only a handler that deleted the placeholder itself gets here.
       throw translateDatabaseError(new Error('The idempotency key placeholder disappeared before the result was stored.'), retryAfterSeconds)
     }
   }
 
-  async savepoint(tx: Transaction<unknown>, depth: number): Promise<void> {
-    await run(tx, SAVEPOINTS[depth] ?? CompiledQuery.raw(`savepoint ${savepointName(depth)}`), 0)
+  async savepoint(session: SqlSession, depth: number): Promise<void> {
+    await run(session, SAVEPOINTS[depth] ?? plain(`savepoint ${savepointName(depth)}`), 0)
   }
 
   /**
@@ -148,24 +166,24 @@ export class KeyStore {
    * swallows the error, or rolls back to a savepoint `fn` left behind, cannot commit `fn`'s
    * writes without their key.
    */
-  async failTransaction(tx: Transaction<unknown>, savepointDepth: number | undefined): Promise<void> {
+  async failTransaction(session: SqlSession, savepointDepth: number | undefined): Promise<void> {
     if (savepointDepth === undefined) {
-      await run(tx, ROLLBACK, 0)
-      await run(tx, BEGIN, 0)
+      await run(session, ROLLBACK, 0)
+      await run(session, BEGIN, 0)
     } else {
-      await this.rollbackToSavepoint(tx, savepointDepth)
+      await this.rollbackToSavepoint(session, savepointDepth)
     }
-    await run(tx, ABORT_TRANSACTION, 0)
+    await run(session, ABORT_TRANSACTION, 0)
   }
 
-  async rollbackToSavepoint(tx: Transaction<unknown>, depth: number): Promise<void> {
-    await run(tx, ROLLBACKS[depth] ?? CompiledQuery.raw(`rollback to savepoint ${savepointName(depth)}`), 0)
+  async rollbackToSavepoint(session: SqlSession, depth: number): Promise<void> {
+    await run(session, ROLLBACKS[depth] ?? plain(`rollback to savepoint ${savepointName(depth)}`), 0)
   }
 }
 
-async function run(tx: Transaction<unknown>, query: CompiledQuery, retryAfterSeconds: number) {
+async function run(session: SqlSession, statement: Statement, retryAfterSeconds: number) {
   try {
-    return await tx.executeQuery(query)
+    return await session.run(statement)
   } catch (error) {
     throw translateDatabaseError(error, retryAfterSeconds)
   }
