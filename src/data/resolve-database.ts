@@ -1,21 +1,30 @@
-import type { Kysely, Transaction } from 'kysely'
 import { IdempotencyUsageError } from '../errors.ts'
 import { isIdempotencyDatabase, type IdempotencyDatabase } from './database.ts'
 import { kyselyDatabase } from './kysely/session.ts'
+
+/**
+ * A Kysely instance as the library sees it, structurally: `kysely` is an optional peer, so no
+ * type of the library's layer-neutral API may name it (a Prisma user has no kysely to resolve).
+ */
+export interface KyselyLike<Tx extends object> {
+  readonly isTransaction: boolean
+  transaction(): { execute<T>(fn: (tx: Tx) => Promise<T>): Promise<T> }
+  executeQuery: (...args: never[]) => unknown
+}
 
 /**
  * What the library's HTTP adapters, customers, outbox, inbox and jobs take as `db`: any data
  * layer's {@link IdempotencyDatabase} (`database(prisma)` from `pg-idempotency/prisma`, say), or
  * a Kysely instance as before.
  */
-export type DatabaseInput<Tx extends object = any> = IdempotencyDatabase<Tx> | (Tx extends Transaction<infer DB> ? Kysely<DB> : never)
+export type DatabaseInput<Tx extends object = any> = IdempotencyDatabase<Tx> | KyselyLike<Tx>
 
 /** `input` as an {@link IdempotencyDatabase}; a Kysely instance goes through the kysely adapter. */
-export function toDatabase<Tx extends object>(input: DatabaseInput<Tx> | Kysely<any>): IdempotencyDatabase<Tx> {
+export function toDatabase<Tx extends object>(input: DatabaseInput<Tx>): IdempotencyDatabase<Tx> {
   if (isIdempotencyDatabase(input)) return input as IdempotencyDatabase<Tx>
   const candidate = input as { transaction?: unknown; executeQuery?: unknown; isTransaction?: unknown } | null | undefined
   if (typeof candidate?.transaction === 'function' && typeof candidate.executeQuery === 'function' && candidate.isTransaction === false) {
-    return kyselyDatabase(input as Kysely<any>) as unknown as IdempotencyDatabase<Tx>
+    return kyselyDatabase(input as never) as unknown as IdempotencyDatabase<Tx>
   }
   throw new IdempotencyUsageError(
     "db must be a data layer's database (database(db) from 'pg-idempotency/<layer>') or a Kysely instance (not one of its transactions).",
