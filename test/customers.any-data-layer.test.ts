@@ -10,6 +10,7 @@ import {
   deleteCustomerData,
   findCustomerIn,
   getCustomerDeletion,
+  grantAccess,
   IdempotencyErrorCode,
   migrate,
   resolveCustomerIn,
@@ -108,6 +109,16 @@ describe('deletion, sweep and migrations on any data layer', () => {
     expect(await sweepExpiredKeys(database, { batchSize: 10 })).toBeGreaterThanOrEqual(25)
     const { rows } = await sql<{ n: number }>`select count(*)::int as n from idempotency.idempotency_keys where scope = ${scope}`.execute(test.db)
     expect(rows[0]!.n).toBe(0)
+  })
+
+  it('grants a role what the library needs', async () => {
+    const role = `layer_app_${randomUUID().slice(0, 8)}`
+    await sql`create role ${sql.id(role)}`.execute(test.db)
+    await grantAccess(database, { role })
+    const { rows } = await pool.query("select has_table_privilege($1, 'idempotency.idempotency_keys', 'insert')::text as granted", [role])
+    expect(rows).toEqual([{ granted: 'true' }])
+    await sql`drop owned by ${sql.id(role)}`.execute(test.db)
+    await sql`drop role ${sql.id(role)}`.execute(test.db)
   })
 
   it('migrates a schema of its own, once', async () => {

@@ -4,10 +4,11 @@
 import type { AddressInfo } from 'node:net'
 import { randomUUID } from 'node:crypto'
 import express from 'express'
-import { sql } from 'kysely'
+import { sql, type Kysely, type Transaction } from 'kysely'
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest'
 import { expressIdempotency, keepRawBody } from '../../src/http/express.ts'
+import type { HandlerContext, HttpMismatchHandler } from '../../src/http/index.ts'
 import { createCustomerIn, type IdempotencyDatabase } from '../../src/index.ts'
 import { pgDatabase, textOnlyPool } from '../support/pg-database.ts'
 import { useTestDatabase } from '../support/test-database.ts'
@@ -79,6 +80,18 @@ async function paymentsWith(amount: number): Promise<number> {
 }
 
 describe('an HTTP route on a data layer other than kysely', () => {
+  it("types the handler's tx from db: a database's own transaction, Transaction<DB> for a Kysely<DB> or (as before) a kysely DB type", () => {
+    interface Ledger {
+      ledger: { id: number }
+    }
+    expectTypeOf<HandlerContext<IdempotencyDatabase<pg.PoolClient>, unknown>['tx']>().toEqualTypeOf<pg.PoolClient>()
+    expectTypeOf<HandlerContext<Kysely<Ledger>, unknown>['tx']>().toEqualTypeOf<Transaction<Ledger>>()
+    expectTypeOf<HandlerContext<Ledger, unknown>['tx']>().toEqualTypeOf<Transaction<Ledger>>()
+    expectTypeOf<Parameters<HttpMismatchHandler<IdempotencyDatabase<pg.PoolClient>>>[0]['tx']>().toEqualTypeOf<pg.PoolClient>()
+    // @ts-expect-error: a database is not a transaction
+    expressIdempotency({ db: database })(({ tx }) => ({ status: 200, body: tx.insertInto }))
+  })
+
   it('runs the handler once per key in the layer transaction and replays the stored response', async () => {
     const key = randomUUID()
     const first = await post('/payments', { amount: 101 }, { 'idempotency-key': key })
