@@ -2,7 +2,7 @@
 // event loop: the same deposit endpoint bare (/bare/...) and behind the middleware (/idem/...).
 // Argument: a database URL (migrated, with the bench tables). Prints the port when listening.
 import Fastify, { type FastifyRequest } from 'fastify'
-import { sql, type Transaction } from 'kysely'
+import { sql, type Kysely, type Transaction } from 'kysely'
 import { idempotencyPlugin } from '../src/http/fastify.ts'
 import { connect } from '../tools/databases.ts'
 import type { HttpBenchDatabase } from './http-tables.ts'
@@ -31,7 +31,7 @@ app.post<Deposit>('/bare/accounts/:id/deposits', async (request, reply) => {
 
 app.post<Deposit>(
   '/idem/accounts/:id/deposits',
-  app.idempotent<HttpBenchDatabase>({ required: true }, async ({ tx, request }) => {
+  app.idempotent<Kysely<HttpBenchDatabase>>({ required: true }, async ({ tx, request }) => {
     const { params, body } = request as FastifyRequest<Deposit>
     return { status: 201, body: await deposit(tx, Number(params.id), body.amount) }
   }),

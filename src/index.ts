@@ -1,7 +1,16 @@
-export { withIdempotency, runTransaction, kyselyDatabase } from './data/kysely/index.ts'
+export {
+  withIdempotency,
+  runTransaction,
+  kyselyDatabase,
+  createCustomer,
+  findCustomer,
+  resolveCustomer,
+  idempotencyMigrationProvider,
+} from './data/kysely/index.ts'
 export { withIdempotencyIn, type IdempotencyOutcome } from './with-idempotency.ts'
 export { defineDatabase, type IdempotencyDatabase, type DatabaseParts, type IsolationLevel, type TransactionOptions } from './data/database.ts'
 export type { SqlSession, Row } from './data/sql-session.ts'
+export type { DatabaseInput, TransactionOf } from './data/resolve-database.ts'
 export type { Statement, StatementValue } from './data/statement.ts'
 export type { WithIdempotencyOptions, MismatchPolicy, MismatchHandler } from './data/kysely/index.ts'
 export type { IdempotencyOptions } from './options.ts'
@@ -27,16 +36,17 @@ export type { Duration } from './duration.ts'
 export type { JsonValue, Jsonified } from './json.ts'
 export { DEFAULT_SCHEMA } from './store/schema-name.ts'
 export { optimizePool, type OptimizablePool } from './pool/optimize-pool.ts'
-export { migrate, idempotencyMigrationProvider, type MigrateOptions, type MigrateResult } from './migrations/migrate.ts'
+export { migrate, type MigrateOptions, type MigrateResult } from './migrations/migrate.ts'
 export { grantAccess, type GrantAccessOptions } from './migrations/grant-access.ts'
-export { createCustomer, type CreateCustomerInput } from './customers/create-customer.ts'
+export { createCustomerIn, type CreateCustomerInput } from './customers/create-customer.ts'
 export {
-  findCustomer,
-  resolveCustomer,
+  findCustomerIn,
+  resolveCustomerIn,
   customerReferenceFromHeaders,
   CUSTOMER_ID_HEADER,
   CUSTOMER_IDENTIFIER_HEADER,
   type FindCustomerInput,
+  type CustomerSource,
 } from './customers/find-customer.ts'
 export { validateIdentifier, type Customer, type CustomerContext, type IdentifierRules } from './customers/customer.ts'
 export { personalDataKind, type PersonalDataKind } from './customers/personal-data.ts'

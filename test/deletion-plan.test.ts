@@ -1,9 +1,16 @@
 import { sql } from 'kysely'
 import { expect, it } from 'vitest'
 import { deletionTargets } from '../src/customers/deletion/dependent-tables.ts'
+import { inTransaction } from '../src/data/database.ts'
+import { kyselyDatabase, kyselySession } from '../src/data/kysely/index.ts'
+import { sql as seamSql, type SqlFragment } from '../src/data/statement.ts'
 import { useTestDatabase } from './support/test-database.ts'
 
 const database = useTestDatabase()
+
+/** The deletion's targets and one statement made of their fragments, each in a short transaction. */
+const targetsOf = () => inTransaction(kyselyDatabase(database.db), (session) => deletionTargets(session))
+const rowsOf = (fragment: SqlFragment) => inTransaction(kyselyDatabase(database.db), (session) => session.run(fragment.toStatement()))
 
 /**
  * A big customer is deleted a chunk of its accounts at a time, each chunk's transactions and notes
@@ -31,10 +38,10 @@ it("starts each batch below a chunk from the chunk's own rows", async () => {
     insert into transaction_notes (transaction_id) select t.id from t, generate_series(1, 2)`.execute(db)
   await sql`analyze`.execute(db)
 
-  const targets = await deletionTargets(db)
+  const targets = await targetsOf()
   const notes = targets.find((target) => target.label === 'public.transaction_notes')!
   const accounts = targets.find((target) => target.label === 'public.accounts')!
-  const { rows: chunk } = await sql<{ toid: number; tid: string }>`${accounts.select(customerId, 100, 'none')}`.execute(db)
+  const chunk = await rowsOf(accounts.select(customerId, 100, 'none'))
   const within = chunk.map((row) => `${row.toid}:${row.tid}`)
 
   // At PostgreSQL's default costs, whatever the server under the tests is tuned to. With
@@ -43,7 +50,7 @@ it("starts each batch below a chunk from the chunk's own rows", async () => {
   const text = await db.transaction().execute(async (tx) => {
     await sql`set local random_page_cost = 4`.execute(tx)
     await sql`set local seq_page_cost = 1`.execute(tx)
-    const { rows: plan } = await sql<{ 'QUERY PLAN': string }>`explain ${notes.select(customerId, 1000, 'skip locked', within)}`.execute(tx)
+    const plan = await kyselySession(tx).run(seamSql`explain ${notes.select(customerId, 1000, 'skip locked', within)}`.toStatement())
     return plan.map((row) => row['QUERY PLAN']).join('\n')
   })
   expect(text).toContain('Tid Scan on accounts')
@@ -51,12 +58,12 @@ it("starts each batch below a chunk from the chunk's own rows", async () => {
   expect(text).not.toContain('Index Scan using transactions_pkey')
 
   // The same rows as the chunk's subtree, no more: 100 accounts x 5 transactions x 2 notes.
-  const { rows: selected } = await sql<{ n: number }>`select count(*)::int as n from (${notes.select(customerId, null, 'none', within)}) as s`.execute(db)
+  const selected = await rowsOf(seamSql`select count(*)::int as n from (${notes.select(customerId, null, 'none', within)}) as s`)
   expect(selected).toEqual([{ n: 1000 }])
 })
 
 it('every table holding a customer is a target once, its own outbox (reached by its foreign key) included', async () => {
-  const labels = (await deletionTargets(database.db)).map((target) => target.label)
+  const labels = (await targetsOf()).map((target) => target.label)
   expect(labels.filter((label) => label === 'idempotency.outbox_events')).toHaveLength(1)
   expect(labels.filter((label) => label === 'idempotency.idempotency_keys')).toHaveLength(1)
   expect(new Set(labels).size).toBe(labels.length)

@@ -51,7 +51,7 @@ export async function buildPaymentsApp(db: Kysely<PaymentsDatabase>, boss: PgBos
   // a request id is unique across the whole platform, not per endpoint. The platform's quirk: a
   // repeat whose body changes the currency updates the existing account, yet returns the
   // original response. The mismatch hook does that in the repeat's transaction.
-  const applyCurrencyChange: HttpMismatchHandler<PaymentsDatabase, FastifyRequest> = async ({ tx, stored, request }) => {
+  const applyCurrencyChange: HttpMismatchHandler<Kysely<PaymentsDatabase>, FastifyRequest> = async ({ tx, stored, request }) => {
     const { params, body } = request as FastifyRequest<OpenAccount>
     const account = stored.body as { id?: string; person_id?: string }
     if (stored.status === 201 && account.person_id === params.id && body?.currency !== undefined) {
@@ -62,7 +62,7 @@ export async function buildPaymentsApp(db: Kysely<PaymentsDatabase>, boss: PgBos
   app.post<OpenAccount>(
     '/persons/:id/accounts',
     { schema: { params: personParam, body: { type: 'object', properties: { currency: { type: 'string', pattern: '^[A-Z]{3}$' } } } } },
-    app.idempotent<PaymentsDatabase>(
+    app.idempotent<Kysely<PaymentsDatabase>>(
       { header: 'x-request-id', keyFormat: 'uuid', onMismatch: applyCurrencyChange, scope: 'client' },
       async ({ tx, request }) => {
         const { params, body } = request as FastifyRequest<OpenAccount>
@@ -79,11 +79,11 @@ export async function buildPaymentsApp(db: Kysely<PaymentsDatabase>, boss: PgBos
   // Brokerage style: money movement requires Idempotency-Key; same key and body replays, same key
   // and another body is a 422, keys live 24 hours. `sentAt` is left out of the fingerprint.
   const money = { required: true, ttl: '24h', ignoreFields: ['sentAt'] } as const
-  app.post<Movement>('/accounts/:id/deposits', { schema: { params: uuidParam, body: movementBody } }, app.idempotent<PaymentsDatabase>(money, async ({ tx, request }) => {
+  app.post<Movement>('/accounts/:id/deposits', { schema: { params: uuidParam, body: movementBody } }, app.idempotent<Kysely<PaymentsDatabase>>(money, async ({ tx, request }) => {
     const { params, body } = request as FastifyRequest<Movement>
     return move(tx, request.clientId, params.id, 'deposit', body.amount)
   }))
-  app.post<Movement>('/accounts/:id/withdrawals', { schema: { params: uuidParam, body: movementBody } }, app.idempotent<PaymentsDatabase>(money, async ({ tx, request }) => {
+  app.post<Movement>('/accounts/:id/withdrawals', { schema: { params: uuidParam, body: movementBody } }, app.idempotent<Kysely<PaymentsDatabase>>(money, async ({ tx, request }) => {
     const { params, body } = request as FastifyRequest<Movement>
     return move(tx, request.clientId, params.id, 'withdrawal', body.amount)
   }))
@@ -94,7 +94,7 @@ export async function buildPaymentsApp(db: Kysely<PaymentsDatabase>, boss: PgBos
   app.post<{ Body: { client_user_id: string } }>(
     '/link/token/create',
     { schema: { body: { type: 'object', properties: { client_user_id: { type: 'string', minLength: 1, maxLength: 128 } }, required: ['client_user_id'] } } },
-    app.idempotent<PaymentsDatabase>({ onMismatch: 'conflict', onConcurrent: 'wait', waitTimeout: '30s' }, async ({ tx, request }) => {
+    app.idempotent<Kysely<PaymentsDatabase>>({ onMismatch: 'conflict', onConcurrent: 'wait', waitTimeout: '30s' }, async ({ tx, request }) => {
       const { body } = request as FastifyRequest<{ Body: { client_user_id: string } }>
       const token = await tx
         .insertInto('link_tokens')

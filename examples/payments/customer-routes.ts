@@ -64,7 +64,7 @@ export function registerCustomerRoutes(app: FastifyInstance, db: Kysely<Payments
   const onBehalf = { customer: true } as const
   app.get(
     '/financial/accounts',
-    app.idempotent<PaymentsDatabase>(onBehalf, async ({ tx, customer }) => ({
+    app.idempotent<Kysely<PaymentsDatabase>>(onBehalf, async ({ tx, customer }) => ({
       status: 200,
       body: await tx.selectFrom('financial_accounts').selectAll().where('customer_id', '=', customer!.customerId).orderBy('created_at').execute(),
     })),
@@ -72,7 +72,7 @@ export function registerCustomerRoutes(app: FastifyInstance, db: Kysely<Payments
   app.post<{ Body: { name: string } }>(
     '/financial/accounts',
     { schema: { body: { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: 100 } } } } },
-    app.idempotent<PaymentsDatabase>(onBehalf, async ({ tx, request, customer }) => {
+    app.idempotent<Kysely<PaymentsDatabase>>(onBehalf, async ({ tx, request, customer }) => {
       const account = await tx
         .insertInto('financial_accounts')
         .values({ customer_id: customer!.customerId, name: (request.body as { name: string }).name })

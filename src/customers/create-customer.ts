@@ -1,5 +1,5 @@
-import type { Transaction } from 'kysely'
-import { CustomerDeletingError, IdempotencyUsageError } from '../errors.ts'
+import type { SqlSession } from '../data/sql-session.ts'
+import { CustomerDeletingError } from '../errors.ts'
 import { toCustomer, validateClientId, validateContext, validateIdentifier, type Customer, type CustomerContext, type IdentifierRules } from './customer.ts'
 import { insertCustomer, selectCustomer } from './customer-store.ts'
 
@@ -19,27 +19,27 @@ export interface CreateCustomerInput extends IdentifierRules {
  * the existing customer unchanged. Any number of concurrent creates make exactly one customer:
  * the unique constraint on (client, identifier) decides, in the caller's transaction.
  *
+ * Any data layer: `session` is the seam of the caller's transaction (`database.session(tx)`);
+ * kysely users call `createCustomer(tx, input)`.
+ *
  * @example
  * ```ts
- * const { customer, created } = await db.transaction().execute((tx) =>
- *   createCustomer(tx, { clientId: 'client-a', idempotentIdentifier: 'user-123', context: { region: 'eu' } }))
+ * const { customer, created } = await database.transaction((tx) =>
+ *   createCustomerIn(database.session(tx), { clientId: 'client-a', idempotentIdentifier: 'user-123', context: { region: 'eu' } }))
  * ```
  */
-export async function createCustomer(tx: Transaction<any>, input: CreateCustomerInput): Promise<{ customer: Customer; created: boolean }> {
-  if ((tx as { isTransaction?: unknown } | null)?.isTransaction !== true) {
-    throw new IdempotencyUsageError('createCustomer must run inside a transaction: pass the `tx` of db.transaction().execute((tx) => ...).')
-  }
+export async function createCustomerIn(session: SqlSession, input: CreateCustomerInput): Promise<{ customer: Customer; created: boolean }> {
   const clientId = validateClientId(input.clientId)
   const identifier = validateIdentifier(input.idempotentIdentifier, input)
   const context = validateContext(input.context)
   // Under READ COMMITTED, a concurrent create of the same identifier makes this insert wait for
   // it; once it commits, the insert does nothing and the select below (a new snapshot) sees it.
-  const inserted = await insertCustomer(tx, input.schema, clientId, identifier, context)
+  const inserted = await insertCustomer(session, input.schema, clientId, identifier, context)
   if (inserted) return { customer: toCustomer(inserted), created: true }
   // Key-share locked, like resolveCustomer's: the deletion cannot finish under this transaction.
-  const existing = await selectCustomer(tx, input.schema, { clientId, idempotentIdentifier: identifier }, 'key share')
+  const existing = await selectCustomer(session, input.schema, { clientId, idempotentIdentifier: identifier }, 'key share')
   // Only a customer deleted between the two statements is missing here: a retry creates afresh.
-  if (!existing) return createCustomer(tx, input)
+  if (!existing) return createCustomerIn(session, input)
   if (existing.status === 'deleting') throw new CustomerDeletingError(existing.customer_id, 409)
   return { customer: toCustomer(existing), created: false }
 }

@@ -1,4 +1,6 @@
-import { sql, type Kysely, type Transaction } from 'kysely'
+import type { SqlSession } from '../data/sql-session.ts'
+import { sql, SqlFragment } from '../data/statement.ts'
+import { epochMillisSql } from '../store/database-time.ts'
 import { translateDatabaseError } from '../store/database-errors.ts'
 import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
 import type { CustomerContext, CustomerRow } from './customer.ts'
@@ -15,22 +17,33 @@ export function customerTables(schema = DEFAULT_SCHEMA) {
   }
 }
 
+// Every column as text, decoded by toCustomer: a layer's own type parsers never change what is read.
+const CUSTOMER_COLUMNS = new SqlFragment(
+  [
+    'customer_id::text as customer_id, client_id::text as client_id, idempotent_identifier::text as idempotent_identifier, ' +
+      'customer_type::text as customer_type, region::text as region, locale::text as locale, status::text as status, ' +
+      `${epochMillisSql('created_at')} as created_at`,
+  ],
+  [],
+)
+
 export async function insertCustomer(
-  tx: Transaction<any>,
+  session: SqlSession,
   schema: string | undefined,
   clientId: string,
   identifier: string,
   context: CustomerContext,
 ): Promise<CustomerRow | undefined> {
   const { customers } = customerTables(schema)
-  const { rows } = await run(
-    sql<CustomerRow>`
+  const rows = await runStatement(
+    session,
+    sql`
       insert into ${customers} (client_id, idempotent_identifier, customer_type, region, locale)
-      values (${clientId}, ${identifier}, ${context.type ?? null}, ${context.region ?? null}, ${context.locale ?? null})
+      values (${clientId}::text, ${identifier}::text, ${context.type ?? null}::text, ${context.region ?? null}::text, ${context.locale ?? null}::text)
       on conflict (client_id, idempotent_identifier) do nothing
-      returning *`.execute(tx),
+      returning ${CUSTOMER_COLUMNS}`,
   )
-  return rows[0]
+  return rows[0] as CustomerRow | undefined
 }
 
 /**
@@ -42,22 +55,28 @@ export type CustomerRowLock = 'none' | 'key share' | 'no key update'
 
 const LOCK_CLAUSES = { none: sql``, 'key share': sql` for key share`, 'no key update': sql` for no key update` }
 
-export async function selectCustomer(db: Kysely<any>, schema: string | undefined, reference: CustomerReference, lock: CustomerRowLock = 'none'): Promise<CustomerRow | undefined> {
+export async function selectCustomer(
+  session: SqlSession,
+  schema: string | undefined,
+  reference: CustomerReference,
+  lock: CustomerRowLock = 'none',
+): Promise<CustomerRow | undefined> {
   const { customers } = customerTables(schema)
   const match =
     'customerId' in reference
       ? sql`customer_id = ${reference.customerId}::uuid`
-      : sql`idempotent_identifier = ${reference.idempotentIdentifier}`
-  const { rows } = await run(
-    sql<CustomerRow>`select * from ${customers} where client_id = ${reference.clientId} and ${match}${LOCK_CLAUSES[lock]}`.execute(db),
+      : sql`idempotent_identifier = ${reference.idempotentIdentifier}::text`
+  const rows = await runStatement(
+    session,
+    sql`select ${CUSTOMER_COLUMNS} from ${customers} where client_id = ${reference.clientId}::text and ${match}${LOCK_CLAUSES[lock]}`,
   )
-  return rows[0]
+  return rows[0] as CustomerRow | undefined
 }
 
-/** The library's statements raise typed errors, never raw driver errors. */
-export async function run<T>(query: Promise<T>): Promise<T> {
+/** Runs one of the library's statements: it raises typed errors, never raw driver errors. */
+export async function runStatement(session: SqlSession, fragment: SqlFragment): Promise<Record<string, unknown>[]> {
   try {
-    return await query
+    return await session.run(fragment.toStatement())
   } catch (error) {
     throw translateDatabaseError(error, 1)
   }

@@ -1,5 +1,6 @@
 import { CustomerIdentifierError } from '../errors.ts'
 import { checkOpaqueText } from '../key.ts'
+import { dateOf } from '../store/database-time.ts'
 import { personalDataKind } from './personal-data.ts'
 
 /** A customer, as every customer function returns it. */
@@ -19,6 +20,7 @@ export interface CustomerContext {
   locale?: string
 }
 
+/** A customer row as the library selects it: text only (see `CUSTOMER_COLUMNS`), decoded by {@link toCustomer}. */
 export interface CustomerRow {
   customer_id: string
   client_id: string
@@ -27,7 +29,8 @@ export interface CustomerRow {
   region: string | null
   locale: string | null
   status: 'active' | 'deleting'
-  created_at: Date
+  /** Milliseconds since the epoch. */
+  created_at: string
 }
 
 export function toCustomer(row: CustomerRow): Customer {
@@ -41,7 +44,7 @@ export function toCustomer(row: CustomerRow): Customer {
     idempotentIdentifier: row.idempotent_identifier,
     context,
     status: row.status,
-    createdAt: row.created_at,
+    createdAt: dateOf(row.created_at),
   }
 }
 

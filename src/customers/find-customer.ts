@@ -1,5 +1,6 @@
-import type { Kysely } from 'kysely'
 import { validate as isUuid } from 'uuid'
+import { inTransaction, isIdempotencyDatabase, type IdempotencyDatabase } from '../data/database.ts'
+import type { SqlSession } from '../data/sql-session.ts'
 import { CustomerDeletingError, CustomerNotFoundError, CustomerReferenceError } from '../errors.ts'
 import { toCustomer, validateClientId, validateIdentifier, type Customer } from './customer.ts'
 import { selectCustomer, type CustomerRowLock } from './customer-store.ts'
@@ -44,37 +45,48 @@ export function checkCustomerName(input: Pick<FindCustomerInput, 'customerId' | 
 }
 
 /**
- * The client's customer named by id or by identifier, or undefined if there is none. A customer
- * being deleted is returned with `status: 'deleting'`.
+ * Where a customer is looked up: the seam of the caller's transaction (`database.session(tx)`),
+ * or a database, in which a short transaction of its own runs the lookup.
  */
-export async function findCustomer(db: Kysely<any>, input: FindCustomerInput): Promise<Customer | undefined> {
-  return find(db, input, 'none')
+export type CustomerSource = SqlSession | IdempotencyDatabase
+
+/**
+ * The client's customer named by id or by identifier, or undefined if there is none. A customer
+ * being deleted is returned with `status: 'deleting'`. Any data layer; kysely users call
+ * `findCustomer(dbOrTx, input)`.
+ */
+export async function findCustomerIn(source: CustomerSource, input: FindCustomerInput): Promise<Customer | undefined> {
+  return find(source, input, 'none')
 }
 
-async function find(db: Kysely<any>, input: FindCustomerInput, lock: CustomerRowLock): Promise<Customer | undefined> {
+async function find(source: CustomerSource, input: FindCustomerInput, lock: CustomerRowLock): Promise<Customer | undefined> {
   const name = checkCustomerName(input)
   const clientId = validateClientId(input.clientId)
-  const row = await selectCustomer(db, input.schema, { clientId, ...name }, lock)
-  return row && toCustomer(row)
+  const select = async (session: SqlSession) => {
+    const row = await selectCustomer(session, input.schema, { clientId, ...name }, lock)
+    return row && toCustomer(row)
+  }
+  return isIdempotencyDatabase(source) ? inTransaction(source, select) : select(source)
 }
 
 /**
  * The customer a request is made on behalf of, from `X-Customer-Id` or
  * `X-Customer-Idempotent-Identifier`: `400` for both or neither, `404` for none, `410` for a
- * customer being deleted.
+ * customer being deleted. Any data layer; kysely users call `resolveCustomer(dbOrTx, input)`.
  *
- * Inside a transaction, the customer row stays key-share locked until the transaction ends: the
- * deletion job's last step (which deletes the row) waits for it, and then deletes whatever the
- * transaction wrote for the customer too, its idempotency keys included. A request that found
- * the customer active can therefore not leave data behind a finished deletion.
+ * In the caller's transaction (`source` a session), the customer row stays key-share locked until
+ * the transaction ends: the deletion job's last step (which deletes the row) waits for it, and
+ * then deletes whatever the transaction wrote for the customer too, its idempotency keys
+ * included. A request that found the customer active can therefore not leave data behind a
+ * finished deletion. With a database, the lookup's own short transaction locks nothing.
  *
  * @example
  * ```ts
- * const customer = await resolveCustomer(tx, { clientId, ...customerReferenceFromHeaders((name) => req.get(name)) })
+ * const customer = await resolveCustomerIn(database.session(tx), { clientId, ...customerReferenceFromHeaders((name) => req.get(name)) })
  * ```
  */
-export async function resolveCustomer(db: Kysely<any>, input: FindCustomerInput): Promise<Customer> {
-  const customer = await find(db, input, db.isTransaction ? 'key share' : 'none')
+export async function resolveCustomerIn(source: CustomerSource, input: FindCustomerInput): Promise<Customer> {
+  const customer = await find(source, input, isIdempotencyDatabase(source) ? 'none' : 'key share')
   if (!customer) throw new CustomerNotFoundError()
   if (customer.status === 'deleting') throw new CustomerDeletingError(customer.customerId, 410)
   return customer

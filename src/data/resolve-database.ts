@@ -15,9 +15,15 @@ export interface KyselyLike<Tx extends object> {
 /**
  * What the library's HTTP adapters, customers, outbox, inbox and jobs take as `db`: any data
  * layer's {@link IdempotencyDatabase} (`database(prisma)` from `pg-idempotency/prisma`, say), or
- * a Kysely instance as before.
+ * a Kysely instance as before. `DatabaseInput` alone (`Tx` any) takes any of them.
  */
 export type DatabaseInput<Tx extends object = any> = IdempotencyDatabase<Tx> | KyselyLike<Tx>
+
+/**
+ * The transaction type the library hands callbacks for a database `D`: an
+ * {@link IdempotencyDatabase}`<Tx>` gives `Tx`, a `Kysely<DB>` gives `Transaction<DB>`.
+ */
+export type TransactionOf<D> = 0 extends 1 & D ? any : D extends IdempotencyDatabase<infer Tx> ? Tx : D extends KyselyLike<infer Tx> ? Tx : any
 
 /** `input` as an {@link IdempotencyDatabase}; a Kysely instance goes through the kysely adapter. */
 export function toDatabase<Tx extends object>(input: DatabaseInput<Tx>): IdempotencyDatabase<Tx> {

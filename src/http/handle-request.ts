@@ -1,7 +1,9 @@
+import type { IdempotencyDatabase } from '../data/database.ts'
+import { toDatabase, type DatabaseInput, type TransactionOf } from '../data/resolve-database.ts'
 import { IdempotencyError, IdempotencySnapshotConflictError, IdempotencyUsageError } from '../errors.ts'
-import type { MismatchPolicy } from '../data/kysely/index.ts'
+import type { MismatchPolicy } from '../options.ts'
 import { SqlState, sqlStateOf } from '../store/sql-state.ts'
-import { runTransaction, withIdempotency } from '../data/kysely/index.ts'
+import { withIdempotencyIn } from '../with-idempotency.ts'
 import { fingerprintBody, type BodyFingerprint } from './body-fingerprint.ts'
 import { readKeyHeader } from './key-header.ts'
 import type { ResolvedPolicy } from './policy.ts'
@@ -35,10 +37,10 @@ interface StoredResponse {
  * that also runs the handler, and turn the outcome into a response (or a problem+json error).
  * Errors the handler throws propagate to the framework untouched; nothing is stored for them.
  */
-export async function handleIdempotentRequest<DB, Raw>(
-  policy: ResolvedPolicy<DB, Raw>,
+export async function handleIdempotentRequest<D, Raw>(
+  policy: ResolvedPolicy<D, Raw>,
   request: HttpRequest<Raw>,
-  handler: IdempotentHandler<DB, Raw>,
+  handler: IdempotentHandler<D, Raw>,
 ): Promise<HttpResponse> {
   const base = policy.problemTypeBase
   const mismatchStatus = policy.onMismatch === 'conflict' ? 409 : 422
@@ -75,12 +77,14 @@ export async function handleIdempotentRequest<DB, Raw>(
   for (let attempt = 1; ; attempt++) {
     let firstHeaders: Record<string, string> = {}
     try {
-      const outcome = await runTransaction(transaction(policy), async (tx) => {
+      const database = databaseOf(policy)
+      const outcome = await database.transaction(async (tx) => {
+        const session = database.session(tx)
         // Before the claim: the customer is part of the scope, and its row stays locked against deletion.
-        const customer = await customerOfRequest(tx, policy, request, client)
+        const customer = await customerOfRequest(session, policy, request, client)
         const scope = httpScope({ scope: policy.scope, client, method: request.method, route: request.route, customerId: customer?.customerId })
-        return withIdempotency(
-          tx,
+        return withIdempotencyIn(
+          session,
           { scope, key, request: fingerprinted, ...(customer ? { customerId: customer.customerId } : {}) },
           async (tx) => {
             const result = checkResult(await handler({ tx, request: request.raw, key, customer }))
@@ -90,7 +94,7 @@ export async function handleIdempotentRequest<DB, Raw>(
           },
           options,
         )
-      })
+      }, isolationOf(policy))
       const response = outcome.value as StoredResponse
       if (outcome.replayed) return { ...response, headers: { ...response.headers, [REPLAYED_HEADER]: 'true' } }
       return { ...response, headers: firstHeaders }
@@ -103,14 +107,14 @@ export async function handleIdempotentRequest<DB, Raw>(
 }
 
 /** The core's mismatch policy for the HTTP one: a route's function sees the stored response and its own request. */
-function mismatchPolicy<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, raw: Raw): MismatchPolicy<DB> {
+function mismatchPolicy<D, Raw>(policy: ResolvedPolicy<D, Raw>, raw: Raw): MismatchPolicy<TransactionOf<D>> {
   const decide = policy.onMismatch
   if (typeof decide !== 'function') return decide === 'replay' ? 'replay' : 'reject'
   return ({ tx, stored, firstSeenAt }) => decide({ tx, stored: stored as StoredResponse, request: raw, firstSeenAt })
 }
 
 /** A library error (from the claim, the store or the handler) as its problem; any other error is rethrown. */
-function libraryProblem<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, error: unknown): HttpResponse {
+function libraryProblem<D, Raw>(policy: ResolvedPolicy<D, Raw>, error: unknown): HttpResponse {
   if (error instanceof IdempotencyError && !(error instanceof IdempotencyUsageError)) {
     return problemFromError(policy.problemTypeBase, error, policy.onMismatch === 'conflict' ? 409 : 422)
   }
@@ -118,17 +122,18 @@ function libraryProblem<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, error: unknown
 }
 
 /** No key (optional keys, or a method that takes none): the handler runs in a plain transaction. */
-async function runWithoutKey<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, request: HttpRequest<Raw>, handler: IdempotentHandler<DB, Raw>): Promise<HttpResponse> {
+async function runWithoutKey<D, Raw>(policy: ResolvedPolicy<D, Raw>, request: HttpRequest<Raw>, handler: IdempotentHandler<D, Raw>): Promise<HttpResponse> {
   try {
     // Before the transaction: a slow body never holds a connection.
     await request.boundBody?.(policy.body.maxBodyBytes)
-    return await runTransaction(transaction(policy), async (tx) => {
-      const customer = await customerOfRequest(tx, policy, request, policy.customer ? await policy.client(request.raw) : undefined)
+    const database = databaseOf(policy)
+    return await database.transaction(async (tx) => {
+      const customer = await customerOfRequest(database.session(tx), policy, request, policy.customer ? await policy.client(request.raw) : undefined)
       const result = checkResult(await handler({ tx, request: request.raw, key: undefined, customer }))
       const headers = withContentType(result)
       if (!isStored(result)) throw new NotStored(result, headers)
       return { status: result.status, headers, body: result.body }
-    })
+    }, isolationOf(policy))
   } catch (error) {
     if (error instanceof NotStored) return error.response
     // The same mapping as with a key: a customer header the handler rejects is a 4xx here too.
@@ -136,9 +141,17 @@ async function runWithoutKey<DB, Raw>(policy: ResolvedPolicy<DB, Raw>, request: 
   }
 }
 
-function transaction<DB, Raw>(policy: ResolvedPolicy<DB, Raw>) {
-  const builder = policy.db.transaction()
-  return policy.isolation === undefined ? builder : builder.setIsolationLevel(policy.isolation)
+// The policy's db as the library's database, made once per policy (a Kysely instance goes through the kysely adapter).
+const databases = new WeakMap<object, IdempotencyDatabase<any>>()
+
+function databaseOf<D, Raw>(policy: ResolvedPolicy<D, Raw>): IdempotencyDatabase<TransactionOf<D>> {
+  let database = databases.get(policy)
+  if (database === undefined) databases.set(policy, (database = toDatabase(policy.db as DatabaseInput)))
+  return database
+}
+
+function isolationOf<D, Raw>(policy: ResolvedPolicy<D, Raw>) {
+  return policy.isolation === undefined ? {} : { isolation: policy.isolation }
 }
 
 /** 2xx and 3xx are stored; a 4xx only when the handler marks it final; a 5xx never. */

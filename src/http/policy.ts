@@ -1,4 +1,5 @@
-import type { IsolationLevel, Kysely, Transaction } from 'kysely'
+import type { IsolationLevel } from '../data/database.ts'
+import type { DatabaseInput, TransactionOf } from '../data/resolve-database.ts'
 import type { Duration } from '../duration.ts'
 import { IdempotencyUsageError } from '../errors.ts'
 import { MAX_JSON_DEPTH } from '../json.ts'
@@ -60,9 +61,12 @@ export interface IdempotencyPolicy {
   isolation?: IsolationLevel
 }
 
-/** A mismatch decided by the route: see {@link IdempotencyPolicy.onMismatch}. */
-export type HttpMismatchHandler<DB = any, Raw = any> = (mismatch: {
-  tx: Transaction<DB>
+/**
+ * A mismatch decided by the route: see {@link IdempotencyPolicy.onMismatch}. `D` is the database
+ * (see {@link IdempotencyHttpOptions}); `tx` is its data layer's transaction.
+ */
+export type HttpMismatchHandler<D = any, Raw = any> = (mismatch: {
+  tx: TransactionOf<D>
   /** The response stored for the key's first request. */
   stored: { status: number; headers: Record<string, string>; body: unknown }
   /** The framework's request that did not match. */
@@ -70,9 +74,16 @@ export type HttpMismatchHandler<DB = any, Raw = any> = (mismatch: {
   firstSeenAt: Date
 }) => 'replay' | 'reject' | Promise<'replay' | 'reject'>
 
-/** Options shared by all routes of an adapter; each route's policy overrides them. */
-export interface IdempotencyHttpOptions<DB, Raw> extends IdempotencyPolicy {
-  db: Kysely<DB>
+/**
+ * Options shared by all routes of an adapter; each route's policy overrides them. `D` is the
+ * type of `db`, inferred from it (a kysely database type `DB`, as before, stands for `Kysely<DB>`).
+ */
+export interface IdempotencyHttpOptions<D, Raw> extends IdempotencyPolicy {
+  /**
+   * Any data layer's database (`database(…)` from its subpath) or a Kysely instance. Handlers get
+   * its transaction as `tx`: a `Transaction<DB>` for a `Kysely<DB>`.
+   */
+  db: D | DatabaseInput<TransactionOf<D>>
   /**
    * Who the caller is: an id your authentication established (the id of the caller's API key, a
    * tenant id), never the credential itself. Part of every scope, so one client can never read
@@ -99,14 +110,14 @@ const NEVER_STORED = new Set([
   'proxy-authentication-info',
 ])
 
-export interface ResolvedPolicy<DB, Raw> {
-  db: Kysely<DB>
+export interface ResolvedPolicy<D, Raw> {
+  db: D | DatabaseInput<TransactionOf<D>>
   client: (request: Raw) => string | undefined | Promise<string | undefined>
   header: string
   required: boolean
   keyFormat: KeyFormat
   ttl: Duration
-  onMismatch: 'reject' | 'conflict' | 'replay' | HttpMismatchHandler<DB, Raw>
+  onMismatch: 'reject' | 'conflict' | 'replay' | HttpMismatchHandler<D, Raw>
   onConcurrent: 'reject' | 'wait'
   waitTimeout: Duration
   scope: 'route' | 'client'
@@ -121,9 +132,9 @@ export interface ResolvedPolicy<DB, Raw> {
   problemTypeBase: string
 }
 
-export function resolvePolicy<DB, Raw>(options: IdempotencyHttpOptions<DB, Raw>, route: IdempotencyPolicy = {}): ResolvedPolicy<DB, Raw> {
+export function resolvePolicy<D, Raw>(options: IdempotencyHttpOptions<D, Raw>, route: IdempotencyPolicy = {}): ResolvedPolicy<D, Raw> {
   const merged = { ...options, ...route }
-  if (!merged.db) throw new IdempotencyUsageError('The idempotency middleware needs a Kysely instance as `db`.')
+  if (!merged.db) throw new IdempotencyUsageError("The idempotency middleware needs a database as `db`: a data layer's database (database(db) from 'pg-idempotency/<layer>') or a Kysely instance.")
   const onMismatch = merged.onMismatch ?? 'reject'
   if (typeof onMismatch !== 'function' && !['reject', 'conflict', 'replay'].includes(onMismatch)) {
     throw new IdempotencyUsageError(`onMismatch must be 'reject', 'conflict', 'replay' or a function; got ${String(onMismatch)}.`)

@@ -1,7 +1,7 @@
-import type { Transaction } from 'kysely'
 import type { Customer } from '../customers/customer.ts'
-import { checkCustomerName, customerReferenceFromHeaders, resolveCustomer } from '../customers/find-customer.ts'
+import { checkCustomerName, customerReferenceFromHeaders, resolveCustomerIn } from '../customers/find-customer.ts'
 import { customerJustLocked } from '../customers/lock-customer.ts'
+import type { SqlSession } from '../data/sql-session.ts'
 import { CustomerNotFoundError } from '../errors.ts'
 import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
 import type { HttpRequest } from './types.ts'
@@ -13,7 +13,7 @@ import type { HttpRequest } from './types.ts'
  * the customer errors (400, 404, 410); an anonymous caller has no customers (404).
  */
 export async function customerOfRequest(
-  tx: Transaction<any>,
+  session: SqlSession,
   policy: { customer: boolean; schema: string | undefined },
   request: HttpRequest,
   client: string | undefined,
@@ -24,8 +24,8 @@ export async function customerOfRequest(
     checkCustomerName(reference)
     throw new CustomerNotFoundError()
   }
-  const customer = await resolveCustomer(tx, { clientId: client, ...reference, ...(policy.schema === undefined ? {} : { schema: policy.schema }) })
-  // resolveCustomer key-share locked its row, and the claim comes next: withIdempotency need not lock it again.
-  customerJustLocked(tx, policy.schema ?? DEFAULT_SCHEMA, customer.customerId)
+  const customer = await resolveCustomerIn(session, { clientId: client, ...reference, ...(policy.schema === undefined ? {} : { schema: policy.schema }) })
+  // resolveCustomerIn key-share locked its row, and the claim comes next: withIdempotency need not lock it again.
+  customerJustLocked(session.transaction, policy.schema ?? DEFAULT_SCHEMA, customer.customerId)
   return customer
 }

@@ -1,4 +1,4 @@
-import type { Transaction } from 'kysely'
+import type { TransactionOf } from '../data/resolve-database.ts'
 import type { Customer } from '../customers/customer.ts'
 import type { RequestBody } from './request-body.ts'
 
@@ -45,9 +45,10 @@ export interface HttpResponse {
   body: unknown
 }
 
-export interface HandlerContext<DB, Raw> {
-  /** The transaction the key is claimed in: write through it. */
-  tx: Transaction<DB>
+/** `D` is the database (see `IdempotencyHttpOptions`); `tx` is its data layer's transaction. */
+export interface HandlerContext<D, Raw> {
+  /** The transaction the key is claimed in, as the data layer knows it: write through it. */
+  tx: TransactionOf<D>
   /** The framework's request. */
   request: Raw
   /** The idempotency key, or undefined when the request has none (optional keys). */
@@ -56,4 +57,4 @@ export interface HandlerContext<DB, Raw> {
   customer: Customer | undefined
 }
 
-export type IdempotentHandler<DB, Raw> = (context: HandlerContext<DB, Raw>) => Promise<HandlerResult> | HandlerResult
+export type IdempotentHandler<D, Raw> = (context: HandlerContext<D, Raw>) => Promise<HandlerResult> | HandlerResult

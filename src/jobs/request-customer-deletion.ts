@@ -1,8 +1,10 @@
-import { sql, type Kysely, type Transaction } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
 import { fromKysely, type PgBoss } from 'pg-boss'
 import { validate as isUuid } from 'uuid'
 import { toCustomer, validateClientId, validateIdentifier } from '../customers/customer.ts'
-import { customerTables, run, selectCustomer, type CustomerReference } from '../customers/customer-store.ts'
+import { customerTables, runStatement, selectCustomer, type CustomerReference } from '../customers/customer-store.ts'
+import { kyselySession } from '../data/kysely/session.ts'
+import { sql } from '../data/statement.ts'
 import { CustomerNotFoundError, CustomerReferenceError } from '../errors.ts'
 import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
 import { CUSTOMER_DELETION_QUEUE, type CustomerDeletionJob } from './queues.ts'
@@ -38,17 +40,19 @@ export async function requestCustomerDeletion(db: Kysely<any>, boss: PgBoss, req
   const work = async (tx: Transaction<any>) => {
     // The row lock makes concurrent requests queue here; all but the first find it deleting. It
     // does not wait for requests in flight that share-lock the row (foreign keys, emit).
-    const row = await selectCustomer(tx, schema, reference, 'no key update')
+    const session = kyselySession(tx)
+    const row = await selectCustomer(session, schema, reference, 'no key update')
     if (!row) throw new CustomerNotFoundError()
     const customer = toCustomer(row)
     if (customer.status === 'deleting') return { customerId: customer.customerId, enqueued: false }
     const { customers, deletions } = customerTables(schema)
-    await run(sql`update ${customers} set status = 'deleting', deletion_requested_at = now() where customer_id = ${customer.customerId}::uuid`.execute(tx))
-    await run(
+    await runStatement(session, sql`update ${customers} set status = 'deleting', deletion_requested_at = now() where customer_id = ${customer.customerId}::uuid`)
+    await runStatement(
+      session,
       // The record outlives the customer: it names the customer by the server's id only.
       sql`insert into ${deletions} (customer_id, client_id)
-          values (${customer.customerId}::uuid, ${customer.clientId})
-          on conflict (customer_id) do nothing`.execute(tx),
+          values (${customer.customerId}::uuid, ${customer.clientId}::text)
+          on conflict (customer_id) do nothing`,
     )
     // pg-boss keeps a job's data (and output) after it completes: the customer's id, nothing more.
     const job: CustomerDeletionJob = { customerId: customer.customerId, schema }

@@ -1,7 +1,11 @@
-import { sql, type Kysely, type Transaction } from 'kysely'
 import { validate as isUuid } from 'uuid'
+import { inTransaction, type IdempotencyDatabase } from '../../data/database.ts'
+import { toDatabase, type DatabaseInput } from '../../data/resolve-database.ts'
+import type { SqlSession } from '../../data/sql-session.ts'
+import { sql, type SqlFragment } from '../../data/statement.ts'
 import { CustomerReferenceError, IdempotencyError, IdempotencyUsageError } from '../../errors.ts'
 import { checkBatchSize, deleteUntilShort } from '../../store/batches.ts'
+import { dateOf, dateOrNull, epochMillis } from '../../store/database-time.ts'
 import { translateDatabaseError } from '../../store/database-errors.ts'
 import { SqlState, sqlStateOf } from '../../store/sql-state.ts'
 import { DEFAULT_SCHEMA } from '../../store/schema-name.ts'
@@ -35,15 +39,21 @@ export interface CustomerDeletion {
   finishedAt: Date | null
 }
 
+/** A deletion record as selected: text only, decoded by {@link toDeletion}. */
 interface DeletionRow {
   customer_id: string
   client_id: string
   state: CustomerDeletion['state']
-  deleted_rows: Record<string, number>
-  requested_at: Date
-  started_at: Date | null
-  finished_at: Date | null
+  /** JSON: `{"schema.table": rows}` */
+  deleted_rows: string
+  /** Milliseconds since the epoch, as the three below. */
+  requested_at: string
+  started_at: string | null
+  finished_at: string | null
 }
+
+const DELETION_COLUMNS = sql`customer_id::text as customer_id, client_id::text as client_id, state::text as state, deleted_rows::text as deleted_rows,
+  ${epochMillis('requested_at')}, ${epochMillis('started_at')}, ${epochMillis('finished_at')}`
 
 // A row of a table without a foreign key may still arrive during the final transaction; the
 // job goes round this many times before it gives up and lets pg-boss retry it later.
@@ -57,10 +67,11 @@ const FINAL_PASSES = 5
  * crash, be stopped, run twice at once, or run again after it finished, and still end with
  * everything deleted exactly once.
  */
-export async function deleteCustomerData(db: Kysely<any>, customerId: string, options: DeleteCustomerDataOptions = {}): Promise<CustomerDeletion> {
+export async function deleteCustomerData(db: DatabaseInput, customerId: string, options: DeleteCustomerDataOptions = {}): Promise<CustomerDeletion> {
   if (!isUuid(customerId)) throw new CustomerReferenceError('The customer id must be a UUID.')
+  const database = toDatabase(db)
   try {
-    return await runDeletion(db, customerId, options)
+    return await runDeletion(database, customerId, options)
   } catch (error) {
     // A stop (AbortSignal) and the library's own errors pass as they are; a registered table that
     // does not exist or whose column is not a uuid becomes a typed store error.
@@ -69,21 +80,23 @@ export async function deleteCustomerData(db: Kysely<any>, customerId: string, op
   }
 }
 
-async function runDeletion(db: Kysely<any>, customerId: string, options: DeleteCustomerDataOptions): Promise<CustomerDeletion> {
+async function runDeletion(db: IdempotencyDatabase, customerId: string, options: DeleteCustomerDataOptions): Promise<CustomerDeletion> {
   const schema = options.schema ?? DEFAULT_SCHEMA
   const batchSize = checkBatchSize(options.batchSize)
   const { deletions } = customerTables(schema)
 
-  const started = await sql<DeletionRow>`
-    update ${deletions} set state = 'running', started_at = coalesce(started_at, now())
-     where customer_id = ${customerId}::uuid and state <> 'done' returning *`.execute(db)
-  if (!started.rows[0]) {
-    const existing = await getCustomerDeletion(db, customerId, { schema })
+  const started = await rowsOf(
+    db,
+    sql`update ${deletions} set state = 'running', started_at = coalesce(started_at, now())
+         where customer_id = ${customerId}::uuid and state <> 'done' returning 1 as started`,
+  )
+  if (!started[0]) {
+    const existing = await readDeletion(db, schema, customerId)
     if (!existing) throw new IdempotencyUsageError(`No deletion was requested for customer ${customerId}.`)
     return existing
   }
 
-  const targets = await deletionTargets(db, schema, options.tables)
+  const targets = await inTransaction(db, (session) => deletionTargets(session, schema, options.tables))
   for (let pass = 1; ; pass++) {
     for (const branch of branchesOf(targets)) await deleteBranch(db, schema, customerId, branch, batchSize, options.signal)
     for (const target of targets.filter((t) => t.branch === undefined)) await deleteInBatches(db, schema, customerId, target, batchSize, options.signal)
@@ -98,7 +111,7 @@ async function runDeletion(db: Kysely<any>, customerId: string, options: DeleteC
       if (!again || pass >= FINAL_PASSES) throw error
     }
   }
-  return (await getCustomerDeletion(db, customerId, { schema }))!
+  return (await readDeletion(db, schema, customerId))!
 }
 
 /** The tables found through foreign keys, grouped by the table that references the customer: deepest first in each. */
@@ -115,15 +128,15 @@ function branchesOf(targets: DeletionTarget[]): DeletionTarget[][] {
  * everything below them (deepest first), then the chunk itself. Each batch's join then only walks
  * the chunk's own subtree, so batches cost the same at the end of a big customer as at the start.
  */
-async function deleteBranch(db: Kysely<any>, schema: string, customerId: string, branch: DeletionTarget[], batchSize: number, signal: AbortSignal | undefined) {
+async function deleteBranch(db: IdempotencyDatabase, schema: string, customerId: string, branch: DeletionTarget[], batchSize: number, signal: AbortSignal | undefined) {
   const top = branch[branch.length - 1]!
   const chunkSize = Math.max(1, Math.floor(batchSize / 10))
   // As many chunks as the branch had rows when it started: rows the application adds meanwhile
   // are left to the final transaction, so a steady writer cannot keep this loop going.
-  const { rows: counted } = await sql<{ n: number }>`select count(*)::int as n from (${top.select(customerId, null, 'none')}) as s`.execute(db)
-  for (let chunks = Math.ceil(counted[0]!.n / chunkSize) + 1; chunks > 0; chunks--) {
+  const counted = await rowsOf(db, sql`select count(*)::text as n from (${top.select(customerId, null, 'none')}) as s`)
+  for (let chunks = Math.ceil(Number(counted[0]!.n) / chunkSize) + 1; chunks > 0; chunks--) {
     signal?.throwIfAborted()
-    const { rows } = await sql<{ toid: number; tid: string }>`${top.select(customerId, chunkSize, 'none')}`.execute(db)
+    const rows = await rowsOf(db, top.select(customerId, chunkSize, 'none'))
     if (rows.length === 0) return
     const chunk = rows.map((row) => `${row.toid}:${row.tid}`)
     let chunkRowsDeleted = 0
@@ -141,7 +154,7 @@ async function deleteBranch(db: Kysely<any>, schema: string, customerId: string,
  * skipped here; the final transaction waits for them.
  */
 async function deleteInBatches(
-  db: Kysely<any>,
+  db: IdempotencyDatabase,
   schema: string,
   customerId: string,
   target: DeletionTarget,
@@ -150,16 +163,16 @@ async function deleteInBatches(
   within?: string[],
 ): Promise<number> {
   return deleteUntilShort(batchSize, signal, () =>
-    db
-      .transaction()
-      .execute(async (tx) => {
-        const { numAffectedRows } = await sql`
-          with batch as (${target.select(customerId, batchSize, 'skip locked', within)})
-          delete from ${target.table} as t using batch where t.ctid = batch.tid and t.tableoid = batch.toid`.execute(tx)
-        const count = Number(numAffectedRows ?? 0n)
-        if (count > 0) await addProgress(tx, schema, customerId, target.label, count)
-        return count
-      })
+    inTransaction(db, async (session) => {
+      const count = await countOf(
+        session,
+        sql`with batch as (${target.select(customerId, batchSize, 'skip locked', within)}),
+          deleted as (delete from ${target.table} as t using batch where t.ctid = batch.tid::tid and t.tableoid = batch.toid::oid returning 1)
+          select count(*)::text as n from deleted`,
+      )
+      if (count > 0) await addProgress(session, schema, customerId, target.label, count)
+      return count
+    })
       .catch((error: unknown) => {
         // A child row arrived under a row of this batch, or another run of the job deleting the
         // same rows made this batch a deadlock victim: leave the rows for the final transaction.
@@ -171,46 +184,69 @@ async function deleteInBatches(
 }
 
 /** One transaction: whatever rows arrived since, the customer row, and the progress record. */
-async function finish(db: Kysely<any>, schema: string, customerId: string, targets: DeletionTarget[]): Promise<boolean> {
+async function finish(db: IdempotencyDatabase, schema: string, customerId: string, targets: DeletionTarget[]): Promise<boolean> {
   const { customers, deletions } = customerTables(schema)
-  return db.transaction().execute(async (tx) => {
+  return inTransaction(db, async (session) => {
     // Locking the customer row first stops new rows that reference it by foreign key (their
     // check needs a share lock on it) until this transaction has deleted it.
-    await sql`select 1 from ${customers} where customer_id = ${customerId}::uuid for update`.execute(tx)
+    await session.run(sql`select 1 from ${customers} where customer_id = ${customerId}::uuid for update`.toStatement())
     for (const target of targets) {
-      const { numAffectedRows } = await target.deleteAll(customerId).execute(tx)
-      const count = Number(numAffectedRows ?? 0n)
-      if (count > 0) await addProgress(tx, schema, customerId, target.label, count)
+      const count = await countOf(session, sql`with deleted as (${target.deleteAll(customerId)} returning 1) select count(*)::text as n from deleted`)
+      if (count > 0) await addProgress(session, schema, customerId, target.label, count)
     }
-    const removed = await sql`delete from ${customers} where customer_id = ${customerId}::uuid`.execute(tx)
-    if (Number(removed.numAffectedRows ?? 0n) > 0) await addProgress(tx, schema, customerId, `${schema}.customers`, 1)
-    await sql`update ${deletions} set state = 'done', finished_at = coalesce(finished_at, now()) where customer_id = ${customerId}::uuid`.execute(tx)
+    const removed = await countOf(
+      session,
+      sql`with deleted as (delete from ${customers} where customer_id = ${customerId}::uuid returning 1) select count(*)::text as n from deleted`,
+    )
+    if (removed > 0) await addProgress(session, schema, customerId, `${schema}.customers`, 1)
+    await session.run(sql`update ${deletions} set state = 'done', finished_at = coalesce(finished_at, now()) where customer_id = ${customerId}::uuid`.toStatement())
     return true
   })
 }
 
-async function addProgress(tx: Transaction<any>, schema: string, customerId: string, label: string, count: number) {
+async function addProgress(session: SqlSession, schema: string, customerId: string, label: string, count: number) {
   const { deletions } = customerTables(schema)
-  await sql`
+  await session.run(
+    sql`
     update ${deletions}
-       set deleted_rows = jsonb_set(deleted_rows, array[${label}], to_jsonb(coalesce((deleted_rows ->> ${label})::bigint, 0) + ${count}))
-     where customer_id = ${customerId}::uuid`.execute(tx)
+       set deleted_rows = jsonb_set(deleted_rows, array[${label}::text], to_jsonb(coalesce((deleted_rows ->> ${label}::text)::bigint, 0) + ${count}::bigint))
+     where customer_id = ${customerId}::uuid`.toStatement(),
+  )
+}
+
+/** The rows of one statement run in a short transaction of its own. */
+function rowsOf(db: IdempotencyDatabase, fragment: SqlFragment) {
+  return inTransaction(db, (session) => session.run(fragment.toStatement()))
+}
+
+/** The `n` a `select count(*)::text as n` statement returned. */
+async function countOf(session: SqlSession, fragment: SqlFragment): Promise<number> {
+  const rows = await session.run(fragment.toStatement())
+  return Number(rows[0]?.n ?? 0)
 }
 
 /** A deletion's progress, or undefined if none was ever requested for that customer. */
-export async function getCustomerDeletion(db: Kysely<any>, customerId: string, options: { schema?: string } = {}): Promise<CustomerDeletion | undefined> {
+export async function getCustomerDeletion(db: DatabaseInput, customerId: string, options: { schema?: string } = {}): Promise<CustomerDeletion | undefined> {
   if (!isUuid(customerId)) throw new CustomerReferenceError('The customer id must be a UUID.')
-  const { deletions } = customerTables(options.schema)
-  const { rows } = await sql<DeletionRow>`select * from ${deletions} where customer_id = ${customerId}::uuid`.execute(db)
+  return readDeletion(toDatabase(db), options.schema, customerId)
+}
+
+async function readDeletion(db: IdempotencyDatabase, schema: string | undefined, customerId: string): Promise<CustomerDeletion | undefined> {
+  const { deletions } = customerTables(schema)
+  const rows = (await rowsOf(db, sql`select ${DELETION_COLUMNS} from ${deletions} where customer_id = ${customerId}::uuid`)) as unknown as DeletionRow[]
   const row = rows[0]
-  if (!row) return undefined
+  return row && toDeletion(row)
+}
+
+function toDeletion(row: DeletionRow): CustomerDeletion {
+  const deletedRows = JSON.parse(row.deleted_rows) as Record<string, number | string>
   return {
     customerId: row.customer_id,
     clientId: row.client_id,
     state: row.state,
-    deletedRows: Object.fromEntries(Object.entries(row.deleted_rows).map(([table, count]) => [table, Number(count)])),
-    requestedAt: row.requested_at,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
+    deletedRows: Object.fromEntries(Object.entries(deletedRows).map(([table, count]) => [table, Number(count)])),
+    requestedAt: dateOf(row.requested_at),
+    startedAt: dateOrNull(row.started_at),
+    finishedAt: dateOrNull(row.finished_at),
   }
 }

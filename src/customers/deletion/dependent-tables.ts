@@ -1,4 +1,5 @@
-import { sql, type Kysely, type RawBuilder } from 'kysely'
+import type { SqlSession } from '../../data/sql-session.ts'
+import { arrayLiteral, sql, type SqlFragment } from '../../data/statement.ts'
 import { DEFAULT_SCHEMA } from '../../store/schema-name.ts'
 
 /** A table without a foreign key to the customers table that still holds customers' rows. */
@@ -12,7 +13,7 @@ export interface RegisteredCustomerTable {
 
 export type RowLock = 'wait' | 'skip locked' | 'none'
 
-function lockClause(lock: RowLock, of?: RawBuilder<unknown>) {
+function lockClause(lock: RowLock, of?: SqlFragment) {
   if (lock === 'none') return sql``
   const target = of ? sql` of ${of}` : sql``
   return lock === 'wait' ? sql`for update${target}` : sql`for update${target} skip locked`
@@ -35,14 +36,14 @@ export interface DeletionTarget {
    * (`'skip locked'` passes over rows another transaction holds), or not locked at all; with
    * `within` (`toid:tid` of rows of the branch table), only rows below those.
    */
-  select(customerId: string, limit: number | null, lock: RowLock, within?: string[]): RawBuilder<unknown>
+  select(customerId: string, limit: number | null, lock: RowLock, within?: string[]): SqlFragment
   /**
    * Deletes every row of the customer by predicate, not by ctid: under READ COMMITTED a row
    * updated meanwhile is re-checked and deleted, where a ctid taken before the update would miss it.
    */
-  deleteAll(customerId: string): RawBuilder<unknown>
+  deleteAll(customerId: string): SqlFragment
   /** The table itself, for the DELETE. */
-  table: RawBuilder<unknown>
+  table: SqlFragment
 }
 
 interface ForeignKey {
@@ -68,8 +69,8 @@ interface Hop {
  * point at the customers table, followed transitively), the tables registered by the
  * application, and the library's own key and outbox tables. Deepest first, so children go before parents.
  */
-export async function deletionTargets(db: Kysely<any>, schema = DEFAULT_SCHEMA, registered: RegisteredCustomerTable[] = []): Promise<DeletionTarget[]> {
-  const root = { schema, table: 'customers', oid: await tableOid(db, schema, 'customers') }
+export async function deletionTargets(session: SqlSession, schema = DEFAULT_SCHEMA, registered: RegisteredCustomerTable[] = []): Promise<DeletionTarget[]> {
+  const root = { schema, table: 'customers', oid: await tableOid(session, schema, 'customers') }
   const targets: DeletionTarget[] = []
   // Columns that reference customer_id directly through a foreign key: already a target.
   const direct = new Set<string>()
@@ -78,7 +79,7 @@ export async function deletionTargets(db: Kysely<any>, schema = DEFAULT_SCHEMA, 
   while (frontier.length > 0) {
     const next: typeof frontier = []
     for (const { oid, path } of frontier) {
-      for (const fk of await foreignKeysTo(db, oid)) {
+      for (const fk of await foreignKeysTo(session, oid)) {
         if (fk.child_oid === root.oid || path.some((hop) => hop.oid === fk.child_oid)) continue
         const hop: Hop = { schema: fk.child_schema, table: fk.child_table, oid: fk.child_oid, columns: fk.child_columns, parentColumns: fk.parent_columns }
         const hops = [...path, hop]
@@ -128,12 +129,12 @@ function foreignKeyTarget(root: { schema: string; table: string }, hops: Hop[]):
     branch: `${first.schema}.${first.table}(${first.columns.join(',')})`,
     table: sql`${sql.id(last.schema, last.table)}`,
     select: (customerId, limit, lock, within) => sql`
-      select ${target}.tableoid as toid, ${target}.ctid as tid from ${sql.id(last.schema, last.table)} as ${target}
+      select ${target}.tableoid::text as toid, ${target}.ctid::text as tid from ${sql.id(last.schema, last.table)} as ${target}
       ${sql.join(joins, sql` `)}
       join ${sql.id(root.schema, root.table)} as c on ${equalities(alias(0), first.columns, sql.id('c'), first.parentColumns)}
       where c.customer_id = ${customerId}::uuid
       ${within === undefined ? sql`` : withinChunk(alias(0), within)}
-      ${limit === null ? sql`` : sql`limit ${limit}`}
+      ${limit === null ? sql`` : sql`limit ${limit}::int`}
       ${lockClause(lock, target)}`,
     deleteAll: (customerId) => sql`
       delete from ${sql.id(last.schema, last.table)} as ${target} using ${sql.join(using)}
@@ -147,9 +148,9 @@ function foreignKeyTarget(root: { schema: string; table: string }, hops: Hop[]):
  * be looked up, so the planner walked the whole branch instead, slower the bigger the customer. The
  * text match stays for partitioned tables, where one ctid can occur in two partitions.
  */
-function withinChunk(t0: RawBuilder<unknown>, within: string[]) {
+function withinChunk(t0: SqlFragment, within: string[]) {
   const tids = within.map((row) => row.slice(row.indexOf(':') + 1))
-  return sql`and ${t0}.ctid = any(${tids}::tid[]) and (${t0}.tableoid::text || ':' || ${t0}.ctid::text) = any(${within}::text[])`
+  return sql`and ${t0}.ctid = any(${arrayLiteral(tids)}::tid[]) and (${t0}.tableoid::text || ':' || ${t0}.ctid::text) = any(${arrayLiteral(within)}::text[])`
 }
 
 function columnTarget(schema: string, table: string, column: string): DeletionTarget {
@@ -159,39 +160,57 @@ function columnTarget(schema: string, table: string, column: string): DeletionTa
     branch: undefined,
     table: sql`${sql.id(schema, table)}`,
     select: (customerId, limit, lock) => sql`
-      select tableoid as toid, ctid as tid from ${sql.id(schema, table)} where ${sql.id(column)} = ${customerId}::uuid
-      ${limit === null ? sql`` : sql`limit ${limit}`}
+      select tableoid::text as toid, ctid::text as tid from ${sql.id(schema, table)} where ${sql.id(column)} = ${customerId}::uuid
+      ${limit === null ? sql`` : sql`limit ${limit}::int`}
       ${lockClause(lock)}`,
     deleteAll: (customerId) => sql`delete from ${sql.id(schema, table)} where ${sql.id(column)} = ${customerId}::uuid`,
   }
 }
 
-function equalities(left: RawBuilder<unknown>, leftColumns: string[], right: RawBuilder<unknown>, rightColumns: string[]) {
+function equalities(left: SqlFragment, leftColumns: string[], right: SqlFragment, rightColumns: string[]) {
   return sql.join(
     leftColumns.map((column, i) => sql`${left}.${sql.id(column)} = ${right}.${sql.id(rightColumns[i]!)}`),
     sql` and `,
   )
 }
 
-async function tableOid(db: Kysely<any>, schema: string, table: string): Promise<number> {
-  const { rows } = await sql<{ oid: number }>`
-    select c.oid::int as oid from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = ${schema} and c.relname = ${table}`.execute(db)
+async function tableOid(session: SqlSession, schema: string, table: string): Promise<number> {
+  const rows = await session.run(
+    sql`select c.oid::text as oid from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = ${schema}::text and c.relname = ${table}::text`.toStatement(),
+  )
   if (!rows[0]) throw new Error(`no table ${schema}.${table}: run migrate() first`)
-  return rows[0].oid
+  return Number(rows[0].oid)
 }
 
-async function foreignKeysTo(db: Kysely<any>, parentOid: number): Promise<ForeignKey[]> {
-  const { rows } = await sql<ForeignKey>`
-    select n.nspname as child_schema, t.relname as child_table, t.oid::int as child_oid,
-           array(select a.attname::text from unnest(k.conkey) with ordinality as u(attnum, i)
-                   join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.attnum order by u.i) as child_columns,
-           array(select a.attname::text from unnest(k.confkey) with ordinality as u(attnum, i)
-                   join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.attnum order by u.i) as parent_columns
+/** A foreign key's row as selected: text only (the column lists as JSON arrays). */
+interface ForeignKeyText {
+  child_schema: string
+  child_table: string
+  child_oid: string
+  child_columns: string
+  parent_columns: string
+}
+
+async function foreignKeysTo(session: SqlSession, parentOid: number): Promise<ForeignKey[]> {
+  const rows = (await session.run(
+    sql`
+    select n.nspname::text as child_schema, t.relname::text as child_table, t.oid::text as child_oid,
+           array_to_json(array(select a.attname::text from unnest(k.conkey) with ordinality as u(attnum, i)
+                   join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.attnum order by u.i))::text as child_columns,
+           array_to_json(array(select a.attname::text from unnest(k.confkey) with ordinality as u(attnum, i)
+                   join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.attnum order by u.i))::text as parent_columns
       from pg_constraint k
       join pg_class t on t.oid = k.conrelid
       join pg_namespace n on n.oid = t.relnamespace
      -- conparentid = 0: a partitioned table's key once, not once more for each partition.
-     where k.contype = 'f' and k.confrelid = ${parentOid} and k.conparentid = 0
-     order by n.nspname, t.relname, k.conname`.execute(db)
-  return rows
+     where k.contype = 'f' and k.confrelid = ${parentOid}::oid and k.conparentid = 0
+     order by n.nspname, t.relname, k.conname`.toStatement(),
+  )) as unknown as ForeignKeyText[]
+  return rows.map((row) => ({
+    child_schema: row.child_schema,
+    child_table: row.child_table,
+    child_oid: Number(row.child_oid),
+    child_columns: JSON.parse(row.child_columns) as string[],
+    parent_columns: JSON.parse(row.parent_columns) as string[],
+  }))
 }

@@ -7,6 +7,8 @@ import { withIdempotencyIn, type IdempotencyOutcome } from '../../with-idempoten
 import { kyselyDatabase, kyselySession } from './session.ts'
 
 export { kyselyDatabase, kyselySession } from './session.ts'
+export { createCustomer, findCustomer, resolveCustomer } from './customers.ts'
+export { idempotencyMigrationProvider } from './migration-provider.ts'
 
 /** {@link withIdempotency}'s options; `DB` is the kysely database type. */
 export type WithIdempotencyOptions<DB = unknown> = IdempotencyOptions<Transaction<DB>>

@@ -1,0 +1,54 @@
+// The customer functions with kysely's types, as the package root has always exported them.
+import type { Kysely, Transaction } from 'kysely'
+import { createCustomerIn, type CreateCustomerInput } from '../../customers/create-customer.ts'
+import type { Customer } from '../../customers/customer.ts'
+import { findCustomerIn, resolveCustomerIn, type CustomerSource, type FindCustomerInput } from '../../customers/find-customer.ts'
+import { kyselyDatabase, kyselySession } from './session.ts'
+
+/**
+ * Creates the client's customer with this identifier, or returns the one that exists:
+ * `created` tells which (an API answers `201` or `200`). A repeat with another context returns
+ * the existing customer unchanged. Any number of concurrent creates make exactly one customer:
+ * the unique constraint on (client, identifier) decides, in the caller's transaction.
+ *
+ * @example
+ * ```ts
+ * const { customer, created } = await db.transaction().execute((tx) =>
+ *   createCustomer(tx, { clientId: 'client-a', idempotentIdentifier: 'user-123', context: { region: 'eu' } }))
+ * ```
+ */
+export async function createCustomer(tx: Transaction<any>, input: CreateCustomerInput): Promise<{ customer: Customer; created: boolean }> {
+  return createCustomerIn(kyselySession(tx), input)
+}
+
+/**
+ * The client's customer named by id or by identifier, or undefined if there is none. A customer
+ * being deleted is returned with `status: 'deleting'`. `dbOrTx` is a Kysely instance or one of
+ * its transactions.
+ */
+export async function findCustomer(dbOrTx: Kysely<any>, input: FindCustomerInput): Promise<Customer | undefined> {
+  return findCustomerIn(sourceOf(dbOrTx), input)
+}
+
+/**
+ * The customer a request is made on behalf of, from `X-Customer-Id` or
+ * `X-Customer-Idempotent-Identifier`: `400` for both or neither, `404` for none, `410` for a
+ * customer being deleted.
+ *
+ * Inside a transaction, the customer row stays key-share locked until the transaction ends: the
+ * deletion job's last step (which deletes the row) waits for it, and then deletes whatever the
+ * transaction wrote for the customer too, its idempotency keys included. A request that found
+ * the customer active can therefore not leave data behind a finished deletion.
+ *
+ * @example
+ * ```ts
+ * const customer = await resolveCustomer(tx, { clientId, ...customerReferenceFromHeaders((name) => req.get(name)) })
+ * ```
+ */
+export async function resolveCustomer(dbOrTx: Kysely<any>, input: FindCustomerInput): Promise<Customer> {
+  return resolveCustomerIn(sourceOf(dbOrTx), input)
+}
+
+function sourceOf(dbOrTx: Kysely<any>): CustomerSource {
+  return dbOrTx.isTransaction ? kyselySession(dbOrTx as Transaction<any>) : kyselyDatabase(dbOrTx)
+}
