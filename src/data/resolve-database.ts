@@ -8,7 +8,11 @@ import { kyselyDatabase } from './kysely/session.ts'
  * layer's {@link IdempotencyDatabase} (`database(prisma)` from `pg-idempotency/prisma`, say), or
  * a Kysely instance as before.
  */
-export type DatabaseInput<Tx extends object = any> = IdempotencyDatabase<Tx> | (Tx extends Transaction<infer DB> ? Kysely<DB> : never)
+export type DatabaseInput<Tx extends object = any> = IdempotencyDatabase<Tx> | KyselyOf<Tx>
+
+// Any Kysely instance when `Tx` is left open (`infer` on `any` would give `Kysely<unknown>`, which
+// a `Kysely<MyDatabase>` is not).
+type KyselyOf<Tx> = unknown extends Tx ? Kysely<any> : Tx extends Transaction<infer DB> ? Kysely<DB> : never
 
 /** `input` as an {@link IdempotencyDatabase}; a Kysely instance goes through the kysely adapter. */
 export function toDatabase<Tx extends object>(input: DatabaseInput<Tx> | Kysely<any>): IdempotencyDatabase<Tx> {

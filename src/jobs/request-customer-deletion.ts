@@ -1,10 +1,13 @@
-import { sql, type Kysely, type Transaction } from 'kysely'
-import { fromKysely, type PgBoss } from 'pg-boss'
+import type { PgBoss } from 'pg-boss'
 import { validate as isUuid } from 'uuid'
-import { toCustomer, validateClientId, validateIdentifier } from '../customers/customer.ts'
-import { customerTables, run, selectCustomer, type CustomerReference } from '../customers/customer-store.ts'
+import { inSessionOrTransaction, type SessionOrDatabase } from '../data/session-or-database.ts'
+import type { SqlSession } from '../data/sql-session.ts'
+import { sql, type SqlFragment } from '../data/statement.ts'
+import { validateClientId, validateIdentifier } from '../customers/customer.ts'
 import { CustomerNotFoundError, CustomerReferenceError } from '../errors.ts'
+import { translateDatabaseError } from '../store/database-errors.ts'
 import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
+import { pgBossDb } from './pg-boss-db.ts'
 import { CUSTOMER_DELETION_QUEUE, type CustomerDeletionJob } from './queues.ts'
 
 export type CustomerDeletionRequest = { clientId: string; schema?: string } & ({ idempotentIdentifier: string } | { customerId: string })
@@ -20,40 +23,55 @@ export interface CustomerDeletionAccepted {
  * transactional send), so either both happen or neither. An API answers `202 Accepted`.
  * Repeating the request while the deletion runs is accepted and queues nothing new.
  *
+ * `db` is any data layer's database (or a Kysely instance): the request runs in a transaction of
+ * its own. Given the caller's transaction instead (its `SqlSession`, or a kysely `Transaction`),
+ * it runs in that one and commits or rolls back with it.
+ *
  * @example
  * ```ts
  * await requestCustomerDeletion(db, boss, { clientId, idempotentIdentifier: 'user-123' })
  * ```
  */
-export async function requestCustomerDeletion(db: Kysely<any>, boss: PgBoss, request: CustomerDeletionRequest): Promise<CustomerDeletionAccepted> {
+export async function requestCustomerDeletion(db: SessionOrDatabase, boss: PgBoss, request: CustomerDeletionRequest): Promise<CustomerDeletionAccepted> {
   const schema = request.schema ?? DEFAULT_SCHEMA
   const clientId = validateClientId(request.clientId)
-  let reference: CustomerReference
+  let match: SqlFragment
   if ('customerId' in request) {
     if (!isUuid(request.customerId)) throw new CustomerReferenceError('The customer id must be a UUID.')
-    reference = { clientId, customerId: request.customerId }
+    match = sql`customer_id = ${request.customerId}::uuid`
   } else {
-    reference = { clientId, idempotentIdentifier: validateIdentifier(request.idempotentIdentifier, { allowPersonalData: true }) }
+    match = sql`idempotent_identifier = ${validateIdentifier(request.idempotentIdentifier, { allowPersonalData: true })}::text`
   }
-  const work = async (tx: Transaction<any>) => {
+  const customers = sql.id(schema, 'customers')
+  const run = async (session: SqlSession, statement: SqlFragment) => {
+    try {
+      return await session.run(statement.toStatement())
+    } catch (error) {
+      throw translateDatabaseError(error, 1)
+    }
+  }
+  return inSessionOrTransaction(db, async (session) => {
     // The row lock makes concurrent requests queue here; all but the first find it deleting. It
     // does not wait for requests in flight that share-lock the row (foreign keys, emit).
-    const row = await selectCustomer(tx, schema, reference, 'no key update')
+    const [row] = await run(
+      session,
+      sql`select customer_id::text as customer_id, status::text as status from ${customers}
+           where client_id = ${clientId}::text and ${match} for no key update`,
+    )
     if (!row) throw new CustomerNotFoundError()
-    const customer = toCustomer(row)
-    if (customer.status === 'deleting') return { customerId: customer.customerId, enqueued: false }
-    const { customers, deletions } = customerTables(schema)
-    await run(sql`update ${customers} set status = 'deleting', deletion_requested_at = now() where customer_id = ${customer.customerId}::uuid`.execute(tx))
+    const customerId = String(row.customer_id)
+    if (row.status === 'deleting') return { customerId, enqueued: false }
+    await run(session, sql`update ${customers} set status = 'deleting', deletion_requested_at = now() where customer_id = ${customerId}::uuid`)
     await run(
+      session,
       // The record outlives the customer: it names the customer by the server's id only.
-      sql`insert into ${deletions} (customer_id, client_id)
-          values (${customer.customerId}::uuid, ${customer.clientId})
-          on conflict (customer_id) do nothing`.execute(tx),
+      sql`insert into ${sql.id(schema, 'customer_deletions')} (customer_id, client_id)
+          values (${customerId}::uuid, ${clientId}::text)
+          on conflict (customer_id) do nothing`,
     )
     // pg-boss keeps a job's data (and output) after it completes: the customer's id, nothing more.
-    const job: CustomerDeletionJob = { customerId: customer.customerId, schema }
-    await boss.send(CUSTOMER_DELETION_QUEUE, job, { db: fromKysely(tx), singletonKey: customer.customerId })
-    return { customerId: customer.customerId, enqueued: true }
-  }
-  return db.isTransaction ? work(db as Transaction<any>) : db.transaction().execute(work)
+    const job: CustomerDeletionJob = { customerId, schema }
+    await boss.send(CUSTOMER_DELETION_QUEUE, job, { db: pgBossDb(session), singletonKey: customerId })
+    return { customerId, enqueued: true }
+  })
 }
