@@ -6,9 +6,12 @@ export {
   findCustomer,
   resolveCustomer,
   idempotencyMigrationProvider,
+  emit,
+  withInbox,
 } from './data/kysely/index.ts'
 export { withIdempotencyIn, type IdempotencyOutcome } from './with-idempotency.ts'
-export { defineDatabase, type IdempotencyDatabase, type DatabaseParts, type IsolationLevel, type TransactionOptions } from './data/database.ts'
+export { defineDatabase, inTransaction, type IdempotencyDatabase, type DatabaseParts, type IsolationLevel, type TransactionOptions } from './data/database.ts'
+export type { SessionOrDatabase } from './data/session-or-database.ts'
 export type { SqlSession, Row } from './data/sql-session.ts'
 export type { DatabaseInput, TransactionOf } from './data/resolve-database.ts'
 export type { Statement, StatementValue } from './data/statement.ts'
@@ -53,5 +56,5 @@ export { personalDataKind, type PersonalDataKind } from './customers/personal-da
 export { deleteCustomerData, getCustomerDeletion, type CustomerDeletion, type DeleteCustomerDataOptions } from './customers/deletion/delete-customer-data.ts'
 export type { RegisteredCustomerTable } from './customers/deletion/dependent-tables.ts'
 export { sweepExpiredKeys, type SweepOptions } from './sweep-expired-keys.ts'
-export { emit, type EmitOptions } from './outbox/emit.ts'
-export { withInbox, type InboxMessage } from './outbox/inbox.ts'
+export { emitIn, type EmitOptions } from './outbox/emit.ts'
+export { withInboxIn, type InboxMessage, type InboxOutcome } from './outbox/inbox.ts'

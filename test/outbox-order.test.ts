@@ -3,9 +3,9 @@
 // several events per round, and a dead event redriven by the docs' statement at once.
 import { readFileSync } from 'node:fs'
 import { randomUUID } from 'node:crypto'
-import { sql } from 'kysely'
+import { sql, type Transaction } from 'kysely'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { createCustomer, emit, withIdempotency } from '../src/index.ts'
+import { createCustomer, defineDatabase, emit, kyselyDatabase, withIdempotency } from '../src/index.ts'
 import { createOutboxRelay, type OutboxEvent, type Publisher } from '../src/outbox/index.ts'
 import { KEYS_LOCKED_ONE_BY_ONE } from '../src/outbox/ordering-locks.ts'
 import { Latch } from './support/concurrency.ts'
@@ -105,15 +105,27 @@ describe('order within a key is write order', () => {
       await lateOpen.entered
       await database.db.transaction().execute((tx) => emit(tx, 'late-second', {}, { orderingKey: 'k' }))
     }
-    const looks = new Set<unknown>()
-    const db = database.db.withPlugin({
-      transformQuery: ({ node, queryId }) => {
-        if (node.kind === 'RawNode' && node.sqlFragments.some((fragment) => fragment.includes('pg_sequence_last_value'))) looks.add(queryId)
-        return node
-      },
-      transformResult: async ({ result, queryId }) => {
-        if (looks.has(queryId)) await betweenLookAndBatch()
+    // The relay's look at the keys runs in a transaction of its own: the emitters go between its
+    // COMMIT (which releases the key's lock) and the batch's transaction.
+    const kysely = kyselyDatabase(database.db)
+    let looked = false
+    const db = defineDatabase<Transaction<any>>({
+      layer: 'kysely, watched',
+      transaction: async (fn, options) => {
+        looked = false
+        const result = await kysely.transaction(fn, options)
+        if (looked) await betweenLookAndBatch()
         return result
+      },
+      session: (tx) => {
+        const session = kysely.session(tx)
+        return {
+          transaction: tx,
+          run: (statement) => {
+            if (statement.text.includes('pg_sequence_last_value')) looked = true
+            return session.run(statement)
+          },
+        }
       },
     })
     const relay = createOutboxRelay({ db, publishers: { '*': publisher } })

@@ -1,6 +1,5 @@
 import { validate as isUuid } from 'uuid'
-import { inTransaction, isIdempotencyDatabase, type IdempotencyDatabase } from '../data/database.ts'
-import type { SqlSession } from '../data/sql-session.ts'
+import { inSessionOrTransaction, type SessionOrDatabase } from '../data/session-or-database.ts'
 import { CustomerDeletingError, CustomerNotFoundError, CustomerReferenceError } from '../errors.ts'
 import { toCustomer, validateClientId, validateIdentifier, type Customer } from './customer.ts'
 import { selectCustomer, type CustomerRowLock } from './customer-store.ts'
@@ -48,7 +47,8 @@ export function checkCustomerName(input: Pick<FindCustomerInput, 'customerId' | 
  * Where a customer is looked up: the seam of the caller's transaction (`database.session(tx)`),
  * or a database, in which a short transaction of its own runs the lookup.
  */
-export type CustomerSource = SqlSession | IdempotencyDatabase
+/** Where a customer is looked up: in the caller's transaction (a session) or a short one of a database's. */
+export type CustomerSource = SessionOrDatabase
 
 /**
  * The client's customer named by id or by identifier, or undefined if there is none. A customer
@@ -62,11 +62,11 @@ export async function findCustomerIn(source: CustomerSource, input: FindCustomer
 async function find(source: CustomerSource, input: FindCustomerInput, lock: CustomerRowLock): Promise<Customer | undefined> {
   const name = checkCustomerName(input)
   const clientId = validateClientId(input.clientId)
-  const select = async (session: SqlSession) => {
-    const row = await selectCustomer(session, input.schema, { clientId, ...name }, lock)
+  return inSessionOrTransaction(source, async (session, joined) => {
+    // A lock taken in a transaction of the lookup's own would end with it: only the caller's holds one.
+    const row = await selectCustomer(session, input.schema, { clientId, ...name }, joined ? lock : 'none')
     return row && toCustomer(row)
-  }
-  return isIdempotencyDatabase(source) ? inTransaction(source, select) : select(source)
+  })
 }
 
 /**
@@ -86,7 +86,7 @@ async function find(source: CustomerSource, input: FindCustomerInput, lock: Cust
  * ```
  */
 export async function resolveCustomerIn(source: CustomerSource, input: FindCustomerInput): Promise<Customer> {
-  const customer = await find(source, input, isIdempotencyDatabase(source) ? 'none' : 'key share')
+  const customer = await find(source, input, 'key share')
   if (!customer) throw new CustomerNotFoundError()
   if (customer.status === 'deleting') throw new CustomerDeletingError(customer.customerId, 410)
   return customer

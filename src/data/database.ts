@@ -60,7 +60,7 @@ export function isIdempotencyDatabase(value: unknown): value is IdempotencyDatab
 }
 
 /** Opens a transaction on `database` and hands `fn` its seam. */
-export function inTransaction<T>(database: IdempotencyDatabase, fn: (session: SqlSession) => Promise<T>, options?: TransactionOptions): Promise<T> {
+export function inTransaction<Tx extends object, T>(database: IdempotencyDatabase<Tx>, fn: (session: SqlSession<Tx>) => Promise<T>, options?: TransactionOptions): Promise<T> {
   return database.transaction((tx) => fn(database.session(tx)), options)
 }
 

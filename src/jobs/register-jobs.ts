@@ -1,6 +1,6 @@
-import type { Kysely } from 'kysely'
 import type { PgBoss } from 'pg-boss'
 import { deleteCustomerData } from '../customers/deletion/delete-customer-data.ts'
+import { toDatabase, type DatabaseInput } from '../data/resolve-database.ts'
 import type { RegisteredCustomerTable } from '../customers/deletion/dependent-tables.ts'
 import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
 import type { Duration } from '../duration.ts'
@@ -9,7 +9,8 @@ import { sweepExpiredKeys } from '../sweep-expired-keys.ts'
 import { CUSTOMER_DELETION_QUEUE, SWEEP_QUEUE, type CustomerDeletionJob } from './queues.ts'
 
 export interface RegisterJobsOptions {
-  db: Kysely<any>
+  /** Any data layer's database (`database(pool)` from `pg-idempotency/pg`, say), or a Kysely instance. */
+  db: DatabaseInput
   schema?: string
   /**
    * The expiry sweep, which also prunes delivered outbox events older than `keepDeliveredEvents`
@@ -42,12 +43,13 @@ export interface RegisteredJobs {
  */
 export async function registerJobs(boss: PgBoss, options: RegisterJobsOptions): Promise<RegisteredJobs> {
   const schema = options.schema ?? DEFAULT_SCHEMA
-  const { db } = options
+  // Refuses what is not a database now, not at the first job.
+  const database = toDatabase(options.db)
   await boss.createQueue(CUSTOMER_DELETION_QUEUE, { retryLimit: 20, retryDelay: 10, retryBackoff: true })
   const polling = options.pollingIntervalSeconds === undefined ? {} : { pollingIntervalSeconds: options.pollingIntervalSeconds }
   await boss.work<CustomerDeletionJob>(CUSTOMER_DELETION_QUEUE, polling, async ([job]) => {
     if (!job) return undefined
-    return deleteCustomerData(db, job.data.customerId, { schema: job.data.schema ?? schema, ...options.deletion, signal: job.signal })
+    return deleteCustomerData(database, job.data.customerId, { schema: job.data.schema ?? schema, ...options.deletion, signal: job.signal })
   })
   if (options.sweep === false) return { sweepQueue: undefined, deletionQueue: CUSTOMER_DELETION_QUEUE }
   const batchSize = options.sweep?.batchSize ?? 1000
@@ -57,8 +59,8 @@ export async function registerJobs(boss: PgBoss, options: RegisterJobsOptions): 
   await boss.work(SWEEP_QUEUE, polling, async ([job]) => {
     const signal = job ? { signal: job.signal } : {}
     return {
-      deleted: await sweepExpiredKeys(db, { schema, batchSize, ...signal }),
-      prunedEvents: await pruneDeliveredEvents(db, { schema, batchSize, olderThan, ...signal }),
+      deleted: await sweepExpiredKeys(database, { schema, batchSize, ...signal }),
+      prunedEvents: await pruneDeliveredEvents(database, { schema, batchSize, olderThan, ...signal }),
     }
   })
   return { sweepQueue: SWEEP_QUEUE, deletionQueue: CUSTOMER_DELETION_QUEUE }

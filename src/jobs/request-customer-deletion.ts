@@ -1,12 +1,12 @@
-import type { Kysely, Transaction } from 'kysely'
-import { fromKysely, type PgBoss } from 'pg-boss'
+import type { PgBoss } from 'pg-boss'
 import { validate as isUuid } from 'uuid'
 import { toCustomer, validateClientId, validateIdentifier } from '../customers/customer.ts'
 import { customerTables, runStatement, selectCustomer, type CustomerReference } from '../customers/customer-store.ts'
-import { kyselySession } from '../data/kysely/session.ts'
+import { inSessionOrTransaction, type SessionOrDatabase } from '../data/session-or-database.ts'
 import { sql } from '../data/statement.ts'
 import { CustomerNotFoundError, CustomerReferenceError } from '../errors.ts'
 import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
+import { pgBossDb } from './pg-boss-db.ts'
 import { CUSTOMER_DELETION_QUEUE, type CustomerDeletionJob } from './queues.ts'
 
 export type CustomerDeletionRequest = { clientId: string; schema?: string } & ({ idempotentIdentifier: string } | { customerId: string })
@@ -22,12 +22,16 @@ export interface CustomerDeletionAccepted {
  * transactional send), so either both happen or neither. An API answers `202 Accepted`.
  * Repeating the request while the deletion runs is accepted and queues nothing new.
  *
+ * `db` is any data layer's database (or a Kysely instance): the request runs in a transaction of
+ * its own. Given the caller's transaction instead (its `SqlSession`, or a kysely `Transaction`),
+ * it runs in that one and commits or rolls back with it.
+ *
  * @example
  * ```ts
  * await requestCustomerDeletion(db, boss, { clientId, idempotentIdentifier: 'user-123' })
  * ```
  */
-export async function requestCustomerDeletion(db: Kysely<any>, boss: PgBoss, request: CustomerDeletionRequest): Promise<CustomerDeletionAccepted> {
+export async function requestCustomerDeletion(db: SessionOrDatabase, boss: PgBoss, request: CustomerDeletionRequest): Promise<CustomerDeletionAccepted> {
   const schema = request.schema ?? DEFAULT_SCHEMA
   const clientId = validateClientId(request.clientId)
   let reference: CustomerReference
@@ -37,10 +41,9 @@ export async function requestCustomerDeletion(db: Kysely<any>, boss: PgBoss, req
   } else {
     reference = { clientId, idempotentIdentifier: validateIdentifier(request.idempotentIdentifier, { allowPersonalData: true }) }
   }
-  const work = async (tx: Transaction<any>) => {
+  return inSessionOrTransaction(db, async (session) => {
     // The row lock makes concurrent requests queue here; all but the first find it deleting. It
     // does not wait for requests in flight that share-lock the row (foreign keys, emit).
-    const session = kyselySession(tx)
     const row = await selectCustomer(session, schema, reference, 'no key update')
     if (!row) throw new CustomerNotFoundError()
     const customer = toCustomer(row)
@@ -56,8 +59,7 @@ export async function requestCustomerDeletion(db: Kysely<any>, boss: PgBoss, req
     )
     // pg-boss keeps a job's data (and output) after it completes: the customer's id, nothing more.
     const job: CustomerDeletionJob = { customerId: customer.customerId, schema }
-    await boss.send(CUSTOMER_DELETION_QUEUE, job, { db: fromKysely(tx), singletonKey: customer.customerId })
+    await boss.send(CUSTOMER_DELETION_QUEUE, job, { db: pgBossDb(session), singletonKey: customer.customerId })
     return { customerId: customer.customerId, enqueued: true }
-  }
-  return db.isTransaction ? work(db as Transaction<any>) : db.transaction().execute(work)
+  })
 }

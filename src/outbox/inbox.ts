@@ -1,7 +1,7 @@
-import type { Transaction } from 'kysely'
+import type { SqlSession } from '../data/sql-session.ts'
 import type { Duration } from '../duration.ts'
 import type { Jsonified } from '../json.ts'
-import { withIdempotency } from '../data/kysely/index.ts'
+import { withIdempotencyIn } from '../with-idempotency.ts'
 
 export interface InboxMessage {
   /** Where the message came from (a stream, a queue): message ids are unique within it. */
@@ -12,23 +12,31 @@ export interface InboxMessage {
   schema?: string
 }
 
+/** What {@link withInboxIn} answers: the first application's value, and whether this was a redelivery. */
+export interface InboxOutcome<T> {
+  value: Jsonified<T>
+  duplicate: boolean
+}
+
 /**
  * Applies a message exactly once: its id is claimed in the same transaction as the consumer's own
- * writes, by the same machinery as withIdempotency. A redelivered message is not applied again;
- * `duplicate: true` says so, with the value the first application returned.
+ * writes (the caller's, through its {@link SqlSession}), by the same machinery as
+ * withIdempotency. A redelivered message is not applied again; `duplicate: true` says so, with
+ * the value the first application returned. kysely users call `withInbox(tx, …)` from the
+ * package's root.
  *
  * @example
  * ```ts
- * const { duplicate } = await db.transaction().execute((tx) =>
- *   withInbox(tx, { source: 'events', messageId: event.eventId }, (tx) => applyDeposit(tx, event.payload)))
+ * const { duplicate } = await inTransaction(database, (session) =>
+ *   withInboxIn(session, { source: 'events', messageId: event.eventId }, (tx) => applyDeposit(tx, event.payload)))
  * ```
  */
-export async function withInbox<DB, T>(
-  tx: Transaction<DB>,
+export async function withInboxIn<Tx extends object, T>(
+  session: SqlSession<Tx>,
   message: InboxMessage,
-  fn: (tx: Transaction<DB>) => Promise<T> | T,
-): Promise<{ value: Jsonified<T>; duplicate: boolean }> {
-  const outcome = await withIdempotency(tx, { scope: `inbox:${message.source}`, key: message.messageId }, fn, {
+  fn: (tx: Tx) => Promise<T> | T,
+): Promise<InboxOutcome<T>> {
+  const outcome = await withIdempotencyIn(session, { scope: `inbox:${message.source}`, key: message.messageId }, fn, {
     ttl: message.ttl ?? '30d',
     // Redeliveries wait for the first to finish rather than fail.
     onConcurrent: 'wait',

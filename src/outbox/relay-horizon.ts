@@ -1,4 +1,5 @@
-import { sql, type Kysely, type RawBuilder } from 'kysely'
+import { inTransaction, type IdempotencyDatabase } from '../data/database.ts'
+import { sql, type SqlFragment } from '../data/statement.ts'
 import { IdempotencyErrorCode, IdempotencyStoreError } from '../errors.ts'
 import { SqlState, sqlStateOf } from '../store/sql-state.ts'
 import { manyKeysLock, orderingKeyLockPrefix } from './ordering-locks.ts'
@@ -23,15 +24,15 @@ export interface ReadyKey {
  *   a later snapshot sees every one of them: delivering them in id order can never be overtaken
  *   by an earlier event that commits late. A key whose lock is taken is passed over this round.
  */
-export async function readyKeys(db: Kysely<any>, schema: string, after: string, upTo: string | null, limit: number): Promise<ReadyKey[]> {
+export async function readyKeys(database: IdempotencyDatabase, schema: string, after: string, upTo: string | null, limit: number): Promise<ReadyKey[]> {
   const events = sql.id(schema, 'outbox_events')
   const withinRange = sql`(${upTo}::text is null or e.ordering_key <= ${upTo}::text)`
   // The first index entry past a key is the next key's head (the index is on ordering_key, id).
-  const nextHead = (past: RawBuilder<unknown>) => sql`
+  const nextHead = (past: SqlFragment) => sql`
     select e.ordering_key, e.next_attempt_at from ${events} e
      where e.status = 'pending' and e.ordering_key > ${past} and ${withinRange}
      order by e.ordering_key, e.id limit 1`
-  const query = sql<{ ordering_key: string; bound: string }>`
+  const query = sql`
     with recursive heads (ordering_key, next_attempt_at) as (
       (${nextHead(sql`${after}::text`)})
       union all
@@ -48,7 +49,7 @@ export async function readyKeys(db: Kysely<any>, schema: string, after: string, 
                   else coalesce(pg_sequence_last_value((select seq from id_sequence)), -1) end as bound
         from heads
     )
-    select ordering_key, bound::text from checked where bound is not null limit ${limit}`
+    select ordering_key::text, bound::text from checked where bound is not null limit ${limit}::int`.toStatement()
   // Without SELECT on the sequence, PostgreSQL 17 and later answer NULL (-1 above) and earlier
   // versions refuse the statement: either way the relay says what is missing.
   const sequenceUnreadable = (cause?: unknown) =>
@@ -60,7 +61,9 @@ export async function readyKeys(db: Kysely<any>, schema: string, after: string, 
     )
   let rows: { ordering_key: string; bound: string }[]
   try {
-    rows = (await query.execute(db)).rows
+    // Its own transaction, at READ COMMITTED, whatever the database's default: the locks it tries
+    // last only as long as this statement.
+    rows = (await inTransaction(database, (session) => session.run(query), { isolation: 'read committed' })) as typeof rows
   } catch (error) {
     if (sqlStateOf(error) === SqlState.INSUFFICIENT_PRIVILEGE && String((error as Error).message).includes('outbox_events_id_seq')) throw sequenceUnreadable(error)
     throw error

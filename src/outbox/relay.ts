@@ -1,13 +1,18 @@
-import { sql, type Kysely, type Transaction } from 'kysely'
+import { inTransaction } from '../data/database.ts'
+import { toDatabase, type DatabaseInput } from '../data/resolve-database.ts'
+import type { SqlSession } from '../data/sql-session.ts'
+import { arrayLiteral, sql } from '../data/statement.ts'
 import { toMilliseconds, type Duration } from '../duration.ts'
 import { IdempotencyUsageError } from '../errors.ts'
 import { checkBatchSize } from '../store/batches.ts'
 import { DEFAULT_SCHEMA } from '../store/schema-name.ts'
 import type { OutboxEvent, Publisher } from './event.ts'
+import { EVENT_COLUMNS, toEvent, toEventRow, type EventRow } from './event-row.ts'
 import { readyKeys, type ReadyKey } from './relay-horizon.ts'
 
 export interface RelayOptions {
-  db: Kysely<any>
+  /** Any data layer's database (`database(pool)` from `pg-idempotency/pg`, say), or a Kysely instance. */
+  db: DatabaseInput
   /** Where each event goes: by topic, with `'*'` for the rest, or a function of the event. */
   publishers: Record<string, Publisher> | ((event: OutboxEvent) => Publisher)
   schema?: string
@@ -28,23 +33,17 @@ export interface RelayOptions {
   publishTimeout?: Duration
   /** Called when a delivery fails (the event will be retried or is now dead). */
   onError?: (error: unknown, event: OutboxEvent) => void
+  /**
+   * Called when a round of `start()` fails as a whole (the database is unreachable, a grant is
+   * missing): the relay sleeps `pollInterval` and tries again. Default: `console.error`.
+   */
+  onRoundError?: (error: unknown) => void
 }
 
 export interface RelayRound {
   delivered: number
   failed: number
   dead: number
-}
-
-interface EventRow {
-  id: string
-  event_id: string
-  topic: string
-  ordering_key: string | null
-  customer_id: string | null
-  payload: unknown
-  created_at: Date
-  attempts: number
 }
 
 /**
@@ -66,10 +65,11 @@ interface EventRow {
  * ```
  */
 export function createOutboxRelay(options: RelayOptions) {
-  const { db } = options
+  const database = toDatabase(options.db)
   const schema = options.schema ?? DEFAULT_SCHEMA
   const events = sql.id(schema, 'outbox_events')
-  const columns = sql`e.id::text, e.event_id, e.topic, e.ordering_key, e.customer_id, e.payload, e.created_at, e.attempts`
+  const columns = EVENT_COLUMNS
+  const onRoundError = options.onRoundError ?? ((error: unknown) => console.error('pg-idempotency outbox relay: a round failed; retrying after pollInterval.', error))
   const batchSize = checkBatchSize(options.batchSize ?? 100)
   const maxAttempts = options.maxAttempts ?? 10
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new IdempotencyUsageError(`maxAttempts must be a positive whole number; got ${maxAttempts}.`)
@@ -90,30 +90,36 @@ export function createOutboxRelay(options: RelayOptions) {
   let cursor = ''
   /** The next ready keys in walk order, and where the walk stands after them. */
   async function keysToDeliver(): Promise<{ keys: ReadyKey[]; next: string }> {
-    const first = await readyKeys(db, schema, cursor, null, batchSize)
+    const first = await readyKeys(database, schema, cursor, null, batchSize)
     if (first.length === batchSize) return { keys: first, next: first.at(-1)!.orderingKey }
     if (cursor === '') return { keys: first, next: '' }
     const rest = batchSize - first.length
-    const wrapped = await readyKeys(db, schema, '', cursor, rest)
+    const wrapped = await readyKeys(database, schema, '', cursor, rest)
     return { keys: [...first, ...wrapped], next: wrapped.length === rest ? wrapped.at(-1)!.orderingKey : '' }
   }
 
   /** One batch: take, publish in order, mark. */
   async function runOnce(): Promise<RelayRound> {
     const { keys, next } = await keysToDeliver()
-    return db.transaction().execute(async (tx) => {
+    // READ COMMITTED whatever the database's default: each statement sees what has committed
+    // since the ready keys were read, and SKIP LOCKED passes over rows other relays hold.
+    return inTransaction(database, async (session) => {
       // Events without an ordering key promise no order: the oldest due ones, skipping those
       // another relay holds.
-      const { rows: unordered } = await sql<EventRow>`
+      const unordered = (
+        await session.run(
+          sql`
         select ${columns} from ${events} e
          where e.status = 'pending' and e.ordering_key is null and e.next_attempt_at <= now()
-         order by e.next_attempt_at limit ${batchSize}
-           for update of e skip locked`.execute(tx)
+         order by e.next_attempt_at limit ${batchSize}::int
+           for update of e skip locked`.toStatement(),
+        )
+      ).map(toEventRow)
       // Keyed events: of each ready key, its oldest pending events up to the key's bound, several
       // per key when few keys are ready. Read first, then locked: a run keeps only the prefix this
       // relay could lock and that is still due, so a head another relay holds (or has just
       // delivered) is never overtaken by the event behind it.
-      const runs = keys.length === 0 ? new Map<string, EventRow[]>() : await takeRuns(tx, keys, Math.ceil(batchSize / keys.length))
+      const runs = keys.length === 0 ? new Map<string, EventRow[]>() : await takeRuns(session, keys, Math.ceil(batchSize / keys.length))
       // Half the batch is kept for unkeyed events when both kinds wait, so neither starves.
       const keyedBudget = batchSize - Math.min(unordered.length, Math.floor(batchSize / 2))
       const keyed: EventRow[] = []
@@ -148,49 +154,51 @@ export function createOutboxRelay(options: RelayOptions) {
           } catch {}
           const dead = row.attempts + 1 >= maxAttempts
           const message = String(error instanceof Error ? error.message : error).replaceAll('\u0000', '').slice(0, 1000)
-          await sql`
+          await session.run(
+            sql`
             update ${events}
                set attempts = attempts + 1,
-                   last_error = ${message},
-                   status = ${dead ? 'dead' : 'pending'},
+                   last_error = ${message}::text,
+                   status = ${dead ? 'dead' : 'pending'}::text,
                    next_attempt_at = now() + least(${maxBackoffMs}::float8, ${backoffMs}::float8 * power(2, least(attempts, 30))) * (0.5 + random() / 2) * interval '1 millisecond'
-             where id = ${row.id}::bigint`.execute(tx)
+             where id = ${row.id}::bigint`.toStatement(),
+          )
           if (dead) round.dead++
           else round.failed++
         }
       }
       if (delivered.length > 0) {
-        await sql`update ${events} set status = 'delivered', delivered_at = now() where id = any(${delivered}::bigint[])`.execute(tx)
+        await session.run(sql`update ${events} set status = 'delivered', delivered_at = now() where id = any(${arrayLiteral(delivered)}::bigint[])`.toStatement())
       }
       round.delivered = delivered.length
       return round
-    })
+    }, { isolation: 'read committed' })
   }
 
   /** Each key's run: its due pending events in id order, up to its bound, as far as this relay could lock them. */
-  async function takeRuns(tx: Transaction<any>, keys: ReadyKey[], perKey: number): Promise<Map<string, EventRow[]>> {
+  async function takeRuns(session: SqlSession, keys: ReadyKey[], perKey: number): Promise<Map<string, EventRow[]>> {
     // One statement: the runs as this snapshot has them, and which of their events this relay
     // could lock (each re-checked under its lock: still pending, still due).
-    const { rows } = await sql<EventRow & { mine: boolean }>`
+    const rows = await session.run(sql`
       with runs as (
         select ${columns}
-          from unnest(${keys.map((k) => k.orderingKey)}::text[], ${keys.map((k) => k.bound)}::bigint[]) as k (ordering_key, bound)
+          from unnest(${arrayLiteral(keys.map((k) => k.orderingKey))}::text[], ${arrayLiteral(keys.map((k) => k.bound))}::bigint[]) as k (ordering_key, bound)
           cross join lateral (
             select * from ${events} p
              where p.status = 'pending' and p.ordering_key = k.ordering_key and p.id <= k.bound
-             order by p.id limit ${perKey}) as e
+             order by p.id limit ${perKey}::int) as e
       ), locked as (
         select l.id from ${events} l
          where l.id in (select id::bigint from runs) and l.status = 'pending' and l.next_attempt_at <= now()
            for update skip locked
       )
-      select runs.*, locked.id is not null as mine
+      select runs.*, (locked.id is not null)::text as mine
         from runs left join locked on locked.id = runs.id::bigint
-       order by runs.ordering_key, runs.id::bigint`.execute(tx)
-    const mine = new Set(rows.filter((row) => row.mine).map((row) => row.id))
+       order by runs.ordering_key, runs.id::bigint`.toStatement())
+    const mine = new Set(rows.filter((row) => row.mine === 'true').map((row) => String(row.id)))
     const runs = new Map<string, EventRow[]>()
     const cut = new Set<string>()
-    for (const row of rows) {
+    for (const row of rows.map(toEventRow)) {
       const key = row.ordering_key!
       if (cut.has(key)) continue
       if (!mine.has(row.id)) {
@@ -215,8 +223,12 @@ export function createOutboxRelay(options: RelayOptions) {
           let round: RelayRound | undefined
           try {
             round = await runOnce()
-          } catch {
+          } catch (error) {
             round = undefined
+            // A failing observer must not stop the loop.
+            try {
+              onRoundError(error)
+            } catch {}
           }
           if (!round || round.delivered + round.failed + round.dead < batchSize) await new Promise((resolve) => setTimeout(resolve, pollMs))
         }
@@ -237,17 +249,5 @@ async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
     return await Promise.race([work, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`publish took longer than ${ms} ms`)), ms)))])
   } finally {
     clearTimeout(timer)
-  }
-}
-
-function toEvent(row: EventRow): OutboxEvent {
-  return {
-    eventId: row.event_id,
-    topic: row.topic,
-    orderingKey: row.ordering_key,
-    customerId: row.customer_id,
-    payload: row.payload,
-    createdAt: row.created_at,
-    attempts: row.attempts,
   }
 }

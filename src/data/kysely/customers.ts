@@ -2,8 +2,8 @@
 import type { Kysely, Transaction } from 'kysely'
 import { createCustomerIn, type CreateCustomerInput } from '../../customers/create-customer.ts'
 import type { Customer } from '../../customers/customer.ts'
-import { findCustomerIn, resolveCustomerIn, type CustomerSource, type FindCustomerInput } from '../../customers/find-customer.ts'
-import { kyselyDatabase, kyselySession } from './session.ts'
+import { findCustomerIn, resolveCustomerIn, type FindCustomerInput } from '../../customers/find-customer.ts'
+import { kyselySession } from './session.ts'
 
 /**
  * Creates the client's customer with this identifier, or returns the one that exists:
@@ -27,7 +27,7 @@ export async function createCustomer(tx: Transaction<any>, input: CreateCustomer
  * its transactions.
  */
 export async function findCustomer(dbOrTx: Kysely<any>, input: FindCustomerInput): Promise<Customer | undefined> {
-  return findCustomerIn(sourceOf(dbOrTx), input)
+  return findCustomerIn(dbOrTx, input)
 }
 
 /**
@@ -46,9 +46,5 @@ export async function findCustomer(dbOrTx: Kysely<any>, input: FindCustomerInput
  * ```
  */
 export async function resolveCustomer(dbOrTx: Kysely<any>, input: FindCustomerInput): Promise<Customer> {
-  return resolveCustomerIn(sourceOf(dbOrTx), input)
-}
-
-function sourceOf(dbOrTx: Kysely<any>): CustomerSource {
-  return dbOrTx.isTransaction ? kyselySession(dbOrTx as Transaction<any>) : kyselyDatabase(dbOrTx)
+  return resolveCustomerIn(dbOrTx, input)
 }

@@ -2,6 +2,8 @@
 // exports, as it always has.
 import type { Kysely, Transaction, TransactionBuilder } from 'kysely'
 import type { IdempotencyKeyInput } from '../../key.ts'
+import { emitIn, type EmitOptions } from '../../outbox/emit.ts'
+import { withInboxIn, type InboxMessage, type InboxOutcome } from '../../outbox/inbox.ts'
 import type { IdempotencyOptions, MismatchHandler as AnyMismatchHandler } from '../../options.ts'
 import { withIdempotencyIn, type IdempotencyOutcome } from '../../with-idempotency.ts'
 import { kyselyDatabase, kyselySession } from './session.ts'
@@ -58,4 +60,40 @@ export async function withIdempotency<DB, T>(
  */
 export async function runTransaction<DB, T>(db: Kysely<DB> | TransactionBuilder<DB>, fn: (tx: Transaction<DB>) => Promise<T>): Promise<T> {
   return kyselyDatabase(db).transaction(fn)
+}
+
+/**
+ * Writes an event in `tx`, alongside the business write and the key claim: a rollback leaves no
+ * event, a commit exactly one, and a replayed request (whose fn does not run) emits nothing new.
+ * Inside withIdempotency's fn, the event id is derived from the idempotency key, when its claim
+ * was first seen and the event's position; consumers deduplicate on it, and every redelivery
+ * carries it. An id used before is refused, and so is a customer that does not exist or is being
+ * deleted. Returns the event id. Anything but a transaction is refused (`IDEMPOTENCY_USAGE`).
+ *
+ * @example
+ * ```ts
+ * await withIdempotency(tx, { scope, key, request: body, customerId }, async (tx) => {
+ *   const row = await tx.insertInto('ledger').values(entry).returningAll().executeTakeFirstOrThrow()
+ *   await emit(tx, 'deposit.accepted', { ledgerId: row.id, amount: row.amount })
+ *   return { status: 201, body: row }
+ * })
+ * ```
+ */
+export async function emit(tx: Transaction<any>, topic: string, payload: unknown, options?: EmitOptions): Promise<string> {
+  return emitIn(kyselySession(tx), topic, payload, options)
+}
+
+/**
+ * Applies a message exactly once: its id is claimed in `tx`, with the consumer's own writes, by
+ * the same machinery as withIdempotency. A redelivered message is not applied again;
+ * `duplicate: true` says so, with the value the first application returned.
+ *
+ * @example
+ * ```ts
+ * const { duplicate } = await db.transaction().execute((tx) =>
+ *   withInbox(tx, { source: 'events', messageId: event.eventId }, (tx) => applyDeposit(tx, event.payload)))
+ * ```
+ */
+export async function withInbox<DB, T>(tx: Transaction<DB>, message: InboxMessage, fn: (tx: Transaction<DB>) => Promise<T> | T): Promise<InboxOutcome<T>> {
+  return withInboxIn(kyselySession(tx), message, fn)
 }
