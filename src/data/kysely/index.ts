@@ -8,6 +8,8 @@ import type { IdempotencyOptions, MismatchHandler as AnyMismatchHandler } from '
 import { withIdempotencyIn, type IdempotencyOutcome } from '../../with-idempotency.ts'
 import { kyselyDatabase, kyselySession } from './session.ts'
 
+export * from '../../core-api.ts'
+export { optimizePool, type OptimizablePool } from '../../pool/optimize-pool.ts'
 export { kyselyDatabase, kyselySession } from './session.ts'
 export { createCustomer, findCustomer, resolveCustomer } from './customers.ts'
 export { idempotencyMigrationProvider } from './migration-provider.ts'
