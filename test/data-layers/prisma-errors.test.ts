@@ -152,26 +152,22 @@ it("a serialization failure at COMMIT under SERIALIZABLE reaches the caller with
   const write = (tx: PrismaTx, which: string) => db.session(tx).run({ text: 'insert into contract_ledger (scope, amount) values ($1::text, 1)', values: [which] })
   // Write skew: each reads what the other writes; both write before either commits, so only a
   // COMMIT can find the cycle. PostgreSQL commits the first and refuses the second.
-  const first = db.transaction(
-    async (tx) => {
-      await read(tx, `${scope}-a`)
-      await bothRead.arrive()
-      await write(tx, `${scope}-b`)
-      await bothWrote.arrive()
-    },
-    { isolation: 'serializable' },
-  )
-  const second = db.transaction(
-    async (tx) => {
-      await read(tx, `${scope}-b`)
-      await bothRead.arrive()
-      await write(tx, `${scope}-a`)
-      await bothWrote.arrive()
-      await first
-      secondRanToTheEnd = true
-    },
-    { isolation: 'serializable' },
-  )
+  const skewed = (reads: string, writes: string, beforeCommit: () => Promise<unknown>) =>
+    db.transaction(
+      async (tx) => {
+        await read(tx, `${scope}-${reads}`)
+        await bothRead.arrive()
+        await write(tx, `${scope}-${writes}`)
+        await bothWrote.arrive()
+        await beforeCommit()
+      },
+      { isolation: 'serializable' },
+    )
+  const first = skewed('a', 'b', async () => {})
+  const second = skewed('b', 'a', async () => {
+    await first
+    secondRanToTheEnd = true
+  })
   await first
   const error = await second.then(() => undefined, (e: unknown) => e)
   expect(secondRanToTheEnd).toBe(true)

