@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { FinalFailure, prismaSession, withIdempotency, type IdempotencyOutcome } from '../../src/data/prisma/index.ts'
+import { database, FinalFailure, prismaSession, withIdempotency, type IdempotencyOutcome } from '../../src/data/prisma/index.ts'
 import type { IsolationLevel } from '../../src/data/database.ts'
 import { IdempotencyError, IdempotencyErrorCode } from '../../src/errors.ts'
 import { barrier, Latch, lockWatcher } from '../support/concurrency.ts'
@@ -234,6 +234,31 @@ it('is natively typed: fn gets the generated transaction client, and the PrismaC
     await prisma.$transaction((tx) => withIdempotency(tx, randomUUID(), async (inner: PrismaTx) => inner.contract_ledger.count()))
     // @ts-expect-error: the PrismaClient is not a transaction (its raw queries autocommit)
     await expect(withIdempotency(prisma, key, async () => 1)).rejects.toBeInstanceOf(IdempotencyError)
+  } finally {
+    await prisma.$disconnect()
+  }
+})
+
+it("sends the library's Buffers as bytea and reads its text columns as strings", async () => {
+  const rows = await layer.database.transaction((tx) =>
+    layer.database.session(tx).run({ text: "select encode($1::bytea, 'hex') as hex, $2::int::text as n, $3::boolean::text as b, $4::text as nothing", values: [Buffer.from([0, 1, 255]), 42, true, null] }),
+  )
+  expect(rows).toEqual([{ hex: '0001ff', n: '42', b: 'true', nothing: null }])
+})
+
+it("works on an extended client's transactions, typed as that client's", async () => {
+  const prisma = openPrisma(test.url, 2)
+  try {
+    const extended = prisma.$extends({ model: { contract_ledger: { async addOne(scope: string) { await prisma.contract_ledger.count({ where: { scope } }) } } } })
+    const key = randomUUID()
+    const outcome = await database(extended).transaction((tx) =>
+      withIdempotency(tx, key, async (tx) => {
+        await tx.contract_ledger.create({ data: { scope: key, amount: 1 } })
+        return typeof tx.contract_ledger.addOne
+      }),
+    )
+    expect(outcome).toMatchObject({ value: 'function', replayed: false })
+    await expect(extended.$transaction((tx) => withIdempotency(tx, key, async () => 'again'))).resolves.toMatchObject({ value: 'function', replayed: true })
   } finally {
     await prisma.$disconnect()
   }
