@@ -16,22 +16,7 @@ export {
   type PrismaIsolationLevel,
 } from './session.ts'
 export { PrismaStatementError } from './driver-error.ts'
-export { FinalFailure } from '../../final-failure.ts'
-// The package root loads kysely-based parts; a Prisma user catches the typed errors from here.
-export {
-  IdempotencyError,
-  IdempotencyErrorCode,
-  IdempotencyKeyInvalidError,
-  IdempotencyKeyMismatchError,
-  IdempotencyKeyInProgressError,
-  IdempotencySnapshotConflictError,
-  IdempotencyJsonError,
-  IdempotencyUsageError,
-  IdempotencyStoreError,
-} from '../../errors.ts'
-export type { IdempotencyOutcome } from '../../with-idempotency.ts'
-export type { IdempotencyDatabase } from '../database.ts'
-export type { IdempotencyKeyInput } from '../../key.ts'
+export * from '../../core-api.ts'
 
 /** {@link withIdempotency}'s options; `Tx` is your generated client's transaction client. */
 export type WithIdempotencyOptions<Tx extends PrismaTransactionClient = PrismaTransactionClient> = IdempotencyOptions<Tx>

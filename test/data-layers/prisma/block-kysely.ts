@@ -1,9 +1,8 @@
 // `node --import` hooks for a process that must run as a Prisma user's would, with no kysely
-// installed: resolving kysely (or the package's root, or the kysely adapter, which a Prisma user
-// never needs) fails as a missing package does.
+// installed: resolving kysely fails as a missing package does.
 import { registerHooks } from 'node:module'
 
-const FORBIDDEN = [/^kysely(\/|$)/, /\/src\/index\.ts$/, /\/src\/data\/kysely\//]
+const FORBIDDEN = [/^kysely(\/|$)/, /\/node_modules\/kysely\//]
 
 registerHooks({
   resolve(specifier, context, nextResolve) {
