@@ -10,7 +10,7 @@ import { kyselyDatabase, kyselySession } from './session.ts'
 
 export * from '../../core-api.ts'
 export { optimizePool, type OptimizablePool } from '../../pool/optimize-pool.ts'
-export { kyselyDatabase, kyselySession } from './session.ts'
+export { kyselyDatabase, kyselyDatabase as database, kyselySession } from './session.ts'
 export { createCustomer, findCustomer, resolveCustomer } from './customers.ts'
 export { idempotencyMigrationProvider } from './migration-provider.ts'
 
