@@ -6,7 +6,7 @@ import type { IdempotencyOptions, MismatchHandler as AnyMismatchHandler } from '
 import { withIdempotencyIn, type IdempotencyOutcome } from '../../with-idempotency.ts'
 import { kyselyDatabase, kyselySession } from './session.ts'
 
-export { kyselyDatabase, kyselySession } from './session.ts'
+export { kyselyDatabase, kyselyDatabase as database, kyselySession } from './session.ts'
 
 /** {@link withIdempotency}'s options; `DB` is the kysely database type. */
 export type WithIdempotencyOptions<DB = unknown> = IdempotencyOptions<Transaction<DB>>
