@@ -1,14 +1,16 @@
 // postgres.js through the seam: the `tx` of `sql.begin(async (tx) => …)`, its statements run with
 // `tx.unsafe(text, values)`. postgres.js is not imported: everything goes through the caller's
-// objects. It infers a parameter's type from its JavaScript value (a Buffer as bytea, a boolean
-// as bool, a string or a number as text the server converts); every placeholder of the library
-// carries its own cast, so each arrives as the type it names.
+// objects.
 import type { Sql, TransactionSql } from 'postgres'
 import { IdempotencyUsageError } from '../../errors.ts'
 import { defineDatabase, notATransaction, type IdempotencyDatabase } from '../database.ts'
 import { isolationLevel } from '../isolation.ts'
 import type { Row, SqlSession } from '../sql-session.ts'
 
+// Strings and numbers are sent as text: postgres.js otherwise asks the server for each untyped
+// parameter's type and serializes the value for it (JSON.stringify for `$5::json`, which would
+// store the library's JSON text as a JSON string). Each placeholder's own cast does the rest.
+const TEXT = 25
 const HOW_TO = 'pass the `tx` of sql.begin(async (tx) => ...), not `sql` or a reserved connection (sql.reserve()).'
 
 /**
@@ -23,7 +25,11 @@ export function postgresSession<Tx extends TransactionSql<any>>(tx: Tx): SqlSess
   }
   return {
     transaction: tx,
-    run: async (statement): Promise<Row[]> => [...(await tx.unsafe(statement.text, statement.values as any[]))] as Row[],
+    run: async (statement): Promise<Row[]> => {
+      const values = statement.values.map((value) => (typeof value === 'string' || typeof value === 'number' ? tx.typed(value, TEXT) : value))
+      // Named (hot) statements are prepared once per connection, unless the app turned preparing off.
+      return [...(await tx.unsafe(statement.text, values as any[], { prepare: statement.name !== undefined }))] as Row[]
+    },
   }
 }
 
