@@ -45,5 +45,6 @@ export function isConnectionLost(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code
   if (typeof code === 'string' && SOCKET_ERRORS.has(code)) return true
   const message = error instanceof Error ? error.message : ''
-  return DRIVER_MESSAGES.some((known) => message.startsWith(known))
+  // Anywhere in the message: Knex puts the failed SQL in front of the driver's own text.
+  return DRIVER_MESSAGES.some((known) => message.includes(known))
 }

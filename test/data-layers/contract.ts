@@ -248,6 +248,26 @@ export function runDataLayerContract(layer: LayerUnderTest): void {
     })
   })
 
+  describe(`${layer.name}: a lost connection`, () => {
+    it.skipIf(layer.skipLostConnection !== undefined)(`fails the store with a typed retryable error when the connection dies after fn, and keeps nothing${layer.skipLostConnection ? ` (skipped: ${layer.skipLostConnection})` : ''}`, async () => {
+      const key = randomUUID()
+      const scope = randomUUID()
+      const attempt = open.database.transaction((tx) =>
+        open.withIdempotency(tx, { scope: 'contract', key }, async (tx) => {
+          await open.insertLedgerRow(tx, scope, 1)
+          const [row] = await open.database.session(tx).run({ text: 'select pg_backend_pid()::text as pid', values: [] })
+          await sql`select pg_terminate_backend(${Number(row!.pid)})`.execute(database.db)
+          return 'lost'
+        }),
+      )
+      await expect(attempt).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, retryable: true })
+      expect(await rowsOf(scope)).toBe(0)
+      expect(await countKeys(database.db, key)).toBe(0)
+      // The layer's pool goes on with a working connection; the same key runs fn again.
+      await expect(once(key, async () => 'retried')).resolves.toMatchObject({ value: 'retried', replayed: false })
+    })
+  })
+
   describe(`${layer.name}: only inside a transaction`, () => {
     it('refuses everything that is not a transaction with IDEMPOTENCY_USAGE before any work', async () => {
       const candidates = await open.notTransactions()

@@ -9,9 +9,11 @@ export function drizzleLayer(
   name: string,
   connect: (url: string, max: number) => { db: PgDatabase<any, any, any>; close(): Promise<void> },
   sqlTag: typeof sql = sql,
+  skipLostConnection?: string,
 ): LayerUnderTest<DrizzleTransaction> {
   return {
     name,
+    ...(skipLostConnection === undefined ? {} : { skipLostConnection }),
     async open(url, maxConnections) {
       const { db, close } = connect(url, maxConnections)
       return {

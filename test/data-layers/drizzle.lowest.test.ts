@@ -14,6 +14,8 @@ runDataLayerContract(
     'drizzle, node-postgres driver (lowest)',
     (url, max) => {
       const pool = new pg.Pool({ connectionString: url, max })
+    // node-postgres's advice for a pool: hear a client's errors (a connection lost between queries).
+    pool.on('connect', (client) => client.on('error', () => {}))
       return { db: drizzle(pool) as never, close: () => pool.end() }
     },
     sql as never,

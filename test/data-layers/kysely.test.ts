@@ -7,6 +7,8 @@ runDataLayerContract({
   name: 'kysely',
   async open(url, maxConnections) {
     const pool = new pg.Pool({ connectionString: url, max: maxConnections })
+    // node-postgres's advice for a pool: hear a client's errors (a connection lost between queries).
+    pool.on('connect', (client) => client.on('error', () => {}))
     const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
     return {
       database: database(db),

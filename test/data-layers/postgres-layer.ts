@@ -7,6 +7,11 @@ import type { LayerUnderTest } from './layer-under-test.ts'
 export function postgresLayer(name: string, connect: (url: string, options: { max: number }) => postgres.Sql): LayerUnderTest<TransactionSql> {
   return {
     name,
+    // sql.begin rejects with postgres.js's own CONNECTION_CLOSED as soon as the connection closes,
+    // before fn (and so the library) has seen any error; postgres.js then throws
+    // "TypeError: Cannot read properties of null (reading 'write')" from connection.js on its own
+    // timer, and sql.end() never resolves.
+    skipLostConnection: 'postgres.js rejects sql.begin on close before fn settles, then crashes on its own timer',
     async open(url, maxConnections) {
       const sql = connect(url, { max: maxConnections })
       return {

@@ -78,6 +78,12 @@ export function pgDatabase(pool: Pool): IdempotencyDatabase<PoolClient> {
     transaction: async (fn, { isolation }) => {
       const client = await pool.connect()
       let broken: Error | undefined
+      // A checked-out client whose connection dies between queries emits 'error'; unheard, that
+      // would end the process. The query that follows fails, and the client is destroyed.
+      const onError = (error: Error) => {
+        broken ??= error
+      }
+      client.on('error', onError)
       try {
         await client.query(isolation === undefined ? 'begin' : `begin isolation level ${isolationLevel(isolation)}`)
         let result
@@ -95,6 +101,7 @@ export function pgDatabase(pool: Pool): IdempotencyDatabase<PoolClient> {
         if (isConnectionLost(error)) broken ??= error as Error
         throw error
       } finally {
+        client.off('error', onError)
         client.release(broken ?? false)
       }
     },
