@@ -10,7 +10,20 @@ const SESSION_ENDED: ReadonlySet<string> = new Set([
 ])
 
 // Socket errors Node reports by `code` when the server or the network drops the connection.
-const SOCKET_ERRORS: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ETIMEDOUT', 'ENOTCONN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED'])
+// postgres.js reports its own with codes of its own (CONNECTION_CLOSED: the socket closed mid-query).
+const SOCKET_ERRORS: ReadonlySet<string> = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'ENOTCONN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNABORTED',
+  'CONNECTION_CLOSED',
+  'CONNECTION_DESTROYED',
+  'CONNECTION_ENDED',
+])
 
 // node-postgres reports a dead connection with a plain Error and no code: these are its messages
 // (pg/lib/client.js), the only way to tell them apart.
@@ -32,5 +45,6 @@ export function isConnectionLost(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code
   if (typeof code === 'string' && SOCKET_ERRORS.has(code)) return true
   const message = error instanceof Error ? error.message : ''
-  return DRIVER_MESSAGES.some((known) => message.startsWith(known))
+  // Anywhere in the message: Knex puts the failed SQL in front of the driver's own text.
+  return DRIVER_MESSAGES.some((known) => message.includes(known))
 }

@@ -22,4 +22,9 @@ export interface LayerUnderTest<Tx extends object = any> {
   name: string
   /** Opens the layer on `url` (a migrated database with a `contract_ledger(scope text, amount int)` table). */
   open(url: string, maxConnections: number): Promise<OpenLayer<Tx>>
+  /**
+   * Set (to the reason) for a layer that cannot pass the lost-connection case: the contract then
+   * skips it and says why. Omitted: the case runs.
+   */
+  skipLostConnection?: string
 }

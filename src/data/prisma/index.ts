@@ -1,8 +1,7 @@
 // pg-idempotency for Prisma (7, through a driver adapter such as @prisma/adapter-pg): the library's
 // API with Prisma's types. Imports neither Prisma nor kysely at run time.
-import type { IdempotencyKeyInput } from '../../key.ts'
 import type { IdempotencyOptions } from '../../options.ts'
-import { withIdempotencyIn, type IdempotencyOutcome } from '../../with-idempotency.ts'
+import { transactionFunctions } from '../transaction-functions.ts'
 import { prismaSession, type PrismaTransactionClient } from './session.ts'
 
 export {
@@ -22,6 +21,7 @@ export * from '../../core-api.ts'
 export type WithIdempotencyOptions<Tx extends PrismaTransactionClient = PrismaTransactionClient> = IdempotencyOptions<Tx>
 
 /**
+ * The transaction-level functions with this layer's types; `withIdempotency`:
  * Runs `fn` at most once per key: the claim on the key is written in the caller's Prisma
  * interactive transaction, so it commits or rolls back together with `fn`'s writes. `fn` gets
  * the same `tx`, with your generated client's types.
@@ -44,11 +44,4 @@ export type WithIdempotencyOptions<Tx extends PrismaTransactionClient = PrismaTr
  * )
  * ```
  */
-export async function withIdempotency<Tx extends PrismaTransactionClient, T>(
-  tx: Tx,
-  key: IdempotencyKeyInput,
-  fn: (tx: Tx) => Promise<T> | T,
-  options?: WithIdempotencyOptions<Tx>,
-): Promise<IdempotencyOutcome<T>> {
-  return withIdempotencyIn(prismaSession(tx), key, fn, options)
-}
+export const { withIdempotency, withInbox, emit, createCustomer, findCustomer, resolveCustomer } = transactionFunctions<PrismaTransactionClient>(prismaSession)

@@ -1,0 +1,4 @@
+import { runDataLayerContract } from './contract.ts'
+import { prismaLayer } from './prisma-layer.ts'
+
+runDataLayerContract(prismaLayer)
