@@ -26,7 +26,7 @@ export { validateKey, MAX_KEY_LENGTH, MAX_SCOPE_LENGTH, DEFAULT_SCOPE, type Idem
 export type { Duration } from './duration.ts'
 export type { JsonValue, Jsonified } from './json.ts'
 export { DEFAULT_SCHEMA } from './store/schema-name.ts'
-export { optimizePool, type OptimizablePool } from './pool/optimize-pool.ts'
+export { optimizedDialect, type OptimizedDialectOptions } from './data/kysely/optimized-dialect.ts'
 export { migrate, idempotencyMigrationProvider, type MigrateOptions, type MigrateResult } from './migrations/migrate.ts'
 export { grantAccess, type GrantAccessOptions } from './migrations/grant-access.ts'
 export { createCustomer, type CreateCustomerInput } from './customers/create-customer.ts'

@@ -7,6 +7,7 @@ import { withIdempotencyIn, type IdempotencyOutcome } from '../../with-idempoten
 import { kyselyDatabase, kyselySession } from './session.ts'
 
 export { kyselyDatabase, kyselySession } from './session.ts'
+export { optimizedDialect, type OptimizedDialectOptions } from './optimized-dialect.ts'
 
 /** {@link withIdempotency}'s options; `DB` is the kysely database type. */
 export type WithIdempotencyOptions<DB = unknown> = IdempotencyOptions<Transaction<DB>>
