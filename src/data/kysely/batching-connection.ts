@@ -87,12 +87,17 @@ export class BatchingConnection implements DatabaseConnection {
   /** Starts a transaction: its BEGIN (made by `driver`) is held back when it can wait. */
   begin(driver: Driver, settings: TransactionSettings): Promise<void> {
     return this.#exclusive(async () => {
-      this.#tx = {}
+      const tx: TransactionState = {}
+      this.#tx = tx
       // One with an access mode goes at once: READ WRITE can fail (on a standby), and nothing may run outside it.
-      if (!this.#holding || settings.accessMode !== undefined) return driver.beginTransaction(this.inner, settings)
-      let begin: CompiledQuery | undefined
-      await driver.beginTransaction(capture((query) => void (begin = query)), settings)
-      this.#tx.begin = begin
+      const hold = this.#holding && settings.accessMode === undefined
+      await driver.beginTransaction(
+        capture((begin) => {
+          if (hold) tx.begin = begin
+          else return this.#plain(begin)
+        }),
+        settings,
+      )
     })
   }
 
@@ -104,7 +109,7 @@ export class BatchingConnection implements DatabaseConnection {
       if (tx.failure !== undefined) throw tx.failure
       if (tx.begin !== undefined) return // no statement ran: there is nothing on the server to commit
       const store = tx.store
-      if (store === undefined) return driver.commitTransaction(this.inner)
+      if (store === undefined) return driver.commitTransaction(capture((commit) => this.#plain(commit)))
       return driver.commitTransaction(
         capture(async (commit) => {
           try {
@@ -127,7 +132,11 @@ export class BatchingConnection implements DatabaseConnection {
       const tx = this.#tx
       this.#tx = undefined
       if (tx?.begin !== undefined) return
-      await driver.rollbackTransaction(this.inner)
+      // kysely's own connection: its driver marks it for discarding when ROLLBACK fails.
+      await this.#idle
+      const rolledBack = driver.rollbackTransaction(this.inner)
+      this.#idle = rolledBack.then(ignore, ignore)
+      await rolledBack
     })
   }
 

@@ -95,7 +95,8 @@ interface WireConnection {
   execute(message: { portal: string; rows: number }): void
   sync(): void
   sendCopyFail(message: string): void
-  once(event: 'readyForQuery', listener: () => void): unknown
+  once(event: 'readyForQuery' | 'end', listener: () => void): unknown
+  removeListener(event: 'readyForQuery' | 'end', listener: () => void): unknown
 }
 type Settle = (error: BatchError | undefined, results: BatchResult[]) => void
 interface Field {
@@ -195,8 +196,15 @@ class BatchQuery {
     if (error === this.#timedOut) return // node-postgres reports its own timeout here too
     const fromServer = isServerError(error)
     if (fromServer) forgetIfServerForgot(this.#client, error)
-    if (fromServer && connection !== undefined) {
-      connection.once('readyForQuery', () => this.#finish(new BatchError(error, this.#results.length, true)))
+    // A FATAL one (the backend terminated) is followed by the end of the connection, not by a ReadyForQuery.
+    if (fromServer && connection !== undefined && !isFatal(error)) {
+      const finish = () => {
+        connection.removeListener('readyForQuery', finish)
+        connection.removeListener('end', finish)
+        this.#finish(new BatchError(error, this.#results.length, true))
+      }
+      connection.once('readyForQuery', finish)
+      connection.once('end', finish)
     } else {
       this.#finish(new BatchError(error, this.#results.length, fromServer))
     }
@@ -218,6 +226,11 @@ class BatchQuery {
 /** node-postgres's DatabaseError, made from the server's ErrorResponse, carries its severity. */
 function isServerError(error: unknown): boolean {
   return sqlStateOf(error) !== undefined && typeof (error as { severity?: unknown }).severity === 'string'
+}
+
+function isFatal(error: unknown): boolean {
+  const severity = (error as { severity?: unknown }).severity
+  return severity === 'FATAL' || severity === 'PANIC'
 }
 
 // The server forgot a statement (DISCARD ALL, DEALLOCATE, a pooler) that this connection counts
