@@ -461,7 +461,9 @@ describe('the connection under it', () => {
     }
   })
 
-  it('leaves a pool in node-postgres pipeline mode as it is', async () => {
+  // node-postgres has a pipeline mode from 8.23 on; before, the option does nothing.
+  const hasPipelineMode = (new pg.Client({ pipeline: true } as pg.ClientConfig) as unknown as { pipeline?: boolean }).pipeline === true
+  it.skipIf(!hasPipelineMode)('leaves a pool in node-postgres pipeline mode as it is', async () => {
     const own = oneConnection({ pipeline: true } as pg.PoolConfig)
     try {
       const key = randomUUID()
