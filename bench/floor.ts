@@ -9,9 +9,9 @@
 // - two empty round trips: a prepared SELECT 1 where the claim and the store would go, so only
 //   the trips cost, not the statements;
 // - claim and store, unbatched: the library's two statements, each in a round trip of its own
-//   (a pool without optimizePool, or with { batching: false });
+//   (a pool without optimizedDialect, or with { batching: false });
 // - claim and store, batched: the claim in BEGIN's message and the store in COMMIT's, as
-//   withIdempotency sends them on an optimizePool pool: as many round trips as bare;
+//   withIdempotency sends them on an optimizedDialect: as many round trips as bare;
 // - bare, batched: BEGIN in the first business statement's message. Sending BEGIN with the next
 //   statement saves a round trip in any transaction, so against it the library's batching
 //   compares like with like.
@@ -25,7 +25,7 @@ import pg from 'pg'
 import { migrate, withIdempotency } from '../src/index.ts'
 import { createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../tools/databases.ts'
 import { startLocalPostgres } from '../tools/local-postgres.ts'
-import { sendBatch, type BatchClient, type BatchStatement } from '../src/pool/batch-query.ts'
+import { sendBatch, type BatchClient, type BatchStatement } from '../src/data/pg-wire/batch-query.ts'
 import { serverCpuReader } from './cpu.ts'
 import { combine, pairedRatio, runRound, type CellResult, type Meters, type RoundResult } from './measure.ts'
 import { ACCOUNTS, createTables } from './scenarios.ts'
@@ -131,7 +131,7 @@ type Message = string | Statement | Statement[]
 
 async function send(client: pg.Client, messages: Message[]): Promise<void> {
   for (const message of messages) {
-    if (Array.isArray(message)) await sendBatch((batch) => client.query(batch as never), client as unknown as BatchClient, message)
+    if (Array.isArray(message)) await sendBatch(client as unknown as BatchClient, message).results
     else await client.query(message as pg.QueryConfig)
   }
 }
@@ -216,7 +216,7 @@ function report(business: Business, cells: Map<string, CellResult & { vsBare: nu
   )
   console.log(
     `Claim and store: ${fixed(ratio('claim and store, unbatched', 'bare'), 2)} of bare in round trips of their own, ` +
-      `${fixed(ratio('claim and store, batched', 'bare'), 2)} batched as withIdempotency sends them on an optimizePool pool, ` +
+      `${fixed(ratio('claim and store, batched', 'bare'), 2)} batched as withIdempotency sends them on an optimizedDialect, ` +
       `${fixed(ratio('claim and store, batched', 'bare, batched'), 2)} of bare batched alike. The first-call goal is ${fixed(business.goal, 2)}.`,
   )
 }

@@ -4,7 +4,7 @@
 // the order rotated each round; req/s is the median round, and vs bare the median of the rounds'
 // ratios. Before the measured rounds at each connection count, every variant runs one unmeasured
 // second, so no measured round pays for opening its pool's connections or warming its code.
-// The bare endpoint runs on a plain pool, the middleware on an optimizePool pool.
+// The bare endpoint runs on a plain pool, the middleware on an optimizedDialect.
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'

@@ -2,12 +2,12 @@
 //
 // For each business transaction and client count, eight variants run against the same database:
 // - bare: the business transaction alone, on a plain pool, as the user's own code runs it;
-// - first (a fresh key each request) on an optimizePool pool, the recommended set-up: the claim
+// - first (a fresh key each request) on an optimizedDialect, the recommended set-up: the claim
 //   goes in BEGIN's message and the stored result in COMMIT's;
 // - first, unbatched: the same pool with { batching: false }: statements prepared, each in a
 //   round trip of its own, which is how the batching's gain shows in the same run;
 // - first, savepoint: { savepoint: true } (what FinalFailure needs), optimized pool;
-// - first, plain pool: without optimizePool, as a user who has not opted in;
+// - first, plain pool: without optimizedDialect, as a user who has not opted in;
 // - replay (keys stored before the run), optimized, unbatched and on a plain pool.
 // Noise on a shared machine comes and goes over seconds, so the variants take turns: ROUNDS
 // rounds of a few seconds each, the order rotated every round so that no variant always runs

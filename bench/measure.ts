@@ -1,7 +1,7 @@
 // Driving concurrent clients, and what is measured around them: time, statements, WAL.
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
-import { optimizePool } from '../src/index.ts'
+import { optimizedDialect } from '../src/index.ts'
 import type { PoolKind, Request } from './scenarios.ts'
 import { nodeCpu, type CpuReader } from './cpu.ts'
 import { median } from './stats.ts'
@@ -26,8 +26,7 @@ export function connectCounted<DB>(url: string, max: number, counter: Counter, k
   // it drops its database; the next query on it fails and stops the run instead.
   const ignore = () => {}
   pool.on('error', ignore)
-  // Listening before optimizePool does puts this wrapper under its own: it counts what goes to
-  // node-postgres, so a BEGIN held back is not counted and a batch counts once.
+  // It counts what goes to node-postgres, so a BEGIN held back is not counted and a batch counts once.
   pool.on('connect', (client) => {
     client.on('error', ignore)
     const query = client.query.bind(client) as (...args: unknown[]) => unknown
@@ -37,8 +36,8 @@ export function connectCounted<DB>(url: string, max: number, counter: Counter, k
     }
   })
   // The recommended set-up: the library's statements prepared and sent with BEGIN and COMMIT.
-  if (kind !== 'plain') optimizePool(pool, { batching: kind === 'optimized' })
-  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
+  const dialect = kind === 'plain' ? new PostgresDialect({ pool }) : optimizedDialect({ pool }, { batching: kind === 'optimized' })
+  return new Kysely<DB>({ dialect })
 }
 
 /** Reads the server's WAL insert position in bytes. */

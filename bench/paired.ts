@@ -3,9 +3,9 @@
 // pair; each pair gives a ratio, and the median and quartiles of those ratios are printed, with
 // the median CPU per request each side of the wire. Pairs a second apart see the same machine.
 //
-// - first call over bare: what withIdempotency costs (optimizePool pool against bare on a plain
+// - first call over bare: what withIdempotency costs (optimizedDialect against bare on a plain
 //   pool), and where: the extra CPU per request in Node and on the server;
-// - batched over unbatched: what optimizePool's batching alone is worth ({ batching: false } keeps
+// - batched over unbatched: what optimizedDialect's batching alone is worth ({ batching: false } keeps
 //   the same prepared statements, each in a round trip of its own), for first calls and replays.
 // Last, the library's own JavaScript per call, measured alone with a stand-in transaction that
 // answers at once, so none of kysely, node-postgres or the server is in it.

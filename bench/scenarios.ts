@@ -1,7 +1,7 @@
 // The business transactions the benchmark runs, and the four ways it runs each of them.
 import { randomInt, randomUUID } from 'node:crypto'
 import { sql, type Generated, type Kysely, type Transaction } from 'kysely'
-import { withIdempotency, type optimizePool } from '../src/index.ts'
+import { withIdempotency, type optimizedDialect } from '../src/index.ts'
 
 export interface BenchDatabase {
   accounts: { id: number; balance: string }
@@ -68,7 +68,7 @@ export const variantNames: VariantName[] = ['bare', 'first', 'first, unbatched',
  * The pool a variant runs on: `bare` on a plain one, as the user's own code runs, and so the
  * `plain pool` variants, whose library statements go unnamed and in round trips of their own, as
  * for a user who has not opted in (or cannot, behind an old PgBouncer); the `unbatched` ones on
- * an optimizePool pool with { batching: false }; the others on an optimizePool pool.
+ * an optimizedDialect with { batching: false }; the others on an optimizedDialect.
  */
 export type PoolKind = 'plain' | 'unbatched' | 'optimized'
 

@@ -1,11 +1,11 @@
 // What a pool's settings or a handler's savepoints must not change, on a plain node-postgres pool
-// and on an optimizePool one alike: a pool that reads results in binary format replays what it
+// and through optimizedDialect alike: a pool that reads results in binary format replays what it
 // stored, and fn's writes never commit without their key, whatever savepoints fn leaves behind.
 import { randomUUID } from 'node:crypto'
 import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FinalFailure, IdempotencyErrorCode, optimizePool, withIdempotency } from '../src/index.ts'
+import { FinalFailure, IdempotencyErrorCode, optimizedDialect, withIdempotency } from '../src/index.ts'
 import { countEntries, countKeys, createLedger, insertEntry, type LedgerDatabase } from './support/ledger.ts'
 import { useTestDatabase } from './support/test-database.ts'
 
@@ -32,7 +32,7 @@ function pool(kind: Kind, config: pg.PoolConfig = {}): Kysely<LedgerDatabase> {
   const pool = new pg.Pool({ connectionString: database.url, max: 1, ...config })
   pool.on('error', () => {})
   pool.on('connect', (client) => client.on('error', () => {}))
-  return new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool: kind === 'optimized' ? optimizePool(pool) : pool }) })
+  return new Kysely<LedgerDatabase>({ dialect: kind === 'optimized' ? optimizedDialect({ pool }) : new PostgresDialect({ pool }) })
 }
 
 describe.each(kinds)('%s pool', (kind) => {

@@ -84,7 +84,7 @@ describe('a connection lost during a request', () => {
 
   it.each([
     ['a plain pool', false],
-    ['an optimizePool pool (the store travels with COMMIT)', true],
+    ['an optimizedDialect (the store travels with COMMIT)', true],
   ])('at the store, on %s: a retryable typed error, nothing stored, and the retry runs fn again', async (_, optimized) => {
     const key = randomUUID()
     const db = connect(database.url, 1, { optimized })

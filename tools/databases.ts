@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
-import { optimizePool } from '../src/pool/optimize-pool.ts'
+import { optimizedDialect } from '../src/data/kysely/optimized-dialect.ts'
 
 /** The same server, another database. */
 export function withDatabase(url: string, database: string): string {
@@ -51,8 +51,8 @@ export async function dropDatabase(url: string, name: string): Promise<void> {
 
 /**
  * A Kysely instance on a pg pool; `max` connections at most. `optimized` sets the pool up with
- * optimizePool, as the example service and the benchmarks do; most tests leave it off, so they
- * run the path every user starts on (test/optimize-pool.test.ts and the concurrency suite cover it).
+ * optimizedDialect, as the example service and the benchmarks do; most tests leave it off, so they
+ * run the path every user starts on (test/optimized-dialect.test.ts and the concurrency suite cover it).
  */
 export function connect<DB = any>(
   url: string,
@@ -60,12 +60,11 @@ export function connect<DB = any>(
   { optimized = false, idleTimeoutMillis }: { optimized?: boolean; idleTimeoutMillis?: number } = {},
 ): Kysely<DB> {
   const pool = new pg.Pool({ connectionString: url, max, ...(idleTimeoutMillis === undefined ? {} : { idleTimeoutMillis }) })
-  if (optimized) optimizePool(pool)
   // A connection that dies while no query runs on it emits 'error'; with no listener that
   // crashes the process. The pool listens only to idle connections, so every connection gets
   // its own listener too. The next query on it fails, and that error is the one to handle.
   const ignore = () => {}
   pool.on('error', ignore)
   pool.on('connect', (client) => client.on('error', ignore))
-  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
+  return new Kysely<DB>({ dialect: optimized ? optimizedDialect({ pool }) : new PostgresDialect({ pool }) })
 }

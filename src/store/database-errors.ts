@@ -27,7 +27,7 @@ export function translateClaimError(error: unknown, retryAfterSeconds: number): 
 
 /** Turns an error from one of the library's own statements into an {@link IdempotencyError}. */
 export function translateDatabaseError(error: unknown, retryAfterSeconds: number): IdempotencyError {
-  // Already typed: an optimizePool connection reports a held store's failure on a later statement.
+  // Already typed: a batching data layer reports a held store's failure on a later statement.
   if (error instanceof IdempotencyError) return error
   if (isConnectionLost(error)) {
     return new IdempotencyStoreError(
@@ -80,7 +80,7 @@ export function translateDatabaseError(error: unknown, retryAfterSeconds: number
         error,
       )
     // The server forgot a prepared statement the connection had (DISCARD ALL, DEALLOCATE, a
-    // pooler): optimizePool has the connection parse it again on the next attempt.
+    // pooler): optimizedDialect has the connection parse it again on the next attempt.
     case SqlState.INVALID_SQL_STATEMENT_NAME:
       return new IdempotencyStoreError(
         IdempotencyErrorCode.STORE_FAILED,
@@ -90,7 +90,7 @@ export function translateDatabaseError(error: unknown, retryAfterSeconds: number
         true,
       )
     // A migration replaced the claim function with other result columns while this connection
-    // held it prepared ("cached plan must not change result type"); optimizePool has the
+    // held it prepared ("cached plan must not change result type"); optimizedDialect has the
     // connection parse it again on the next attempt.
     case SqlState.FEATURE_NOT_SUPPORTED:
       return new IdempotencyStoreError(

@@ -1,7 +1,6 @@
 import type { SqlSession } from '../data/sql-session.ts'
 import { preparedName, type Statement, type StatementValue } from '../data/statement.ts'
 import type { ValidKey } from '../key.ts'
-import { libraryStatement, rememberStoreCall } from '../pool/library-statements.ts'
 import { translateClaimError, translateDatabaseError } from './database-errors.ts'
 import { quoteSchema } from './schema-name.ts'
 
@@ -46,8 +45,8 @@ export interface CompletedKey {
   placeholder: boolean
   /**
    * A failed store fails the whole transaction (no savepoint of this call or an enclosing one to
-   * return to), so an optimizePool pool may send the store with the transaction's next
-   * statement, at the latest with its COMMIT.
+   * return to), so a data layer that batches may send the store with the transaction's next
+   * statement, at the latest with its COMMIT (`travelsWith: 'commit'`).
    */
   mayWaitForCommit: boolean
 }
@@ -75,27 +74,21 @@ export class KeyStore {
 
   constructor(schema: string) {
     const s = quoteSchema(schema)
-    // The first statement of its transaction: on an optimizePool pool it goes in BEGIN's message.
-    this.#claimSql = libraryStatement(
-      'claim',
+    // The first statement of its transaction: a layer that batches sends it in BEGIN's message.
+    this.#claimSql =
       `select outcome, status, encode(fingerprint, 'hex') as fingerprint, response::text as response, ` +
         `(extract(epoch from date_trunc('milliseconds', created_at)) * 1000)::int8::text as created_at ` +
-        `from ${s}.claim_idempotency_key($1::text, $2::text, $3::bytea, $4::boolean, $5::int)`,
-      'begin',
-    )
+        `from ${s}.claim_idempotency_key($1::text, $2::text, $3::bytea, $4::boolean, $5::int)`
     // The ttl runs from completion (this statement's start, by the database clock), so a long
     // transaction cannot commit a key that has already expired.
     // The server checks that the row was written: a trigger or rule that discards it makes this a
-    // division by zero. Checked there rather than by the row count here, because on an
-    // optimizePool pool the statement may travel with the COMMIT, which runs before the client
+    // division by zero. Checked there rather than by the row count here, because on a
+    // layer that batches the statement may travel with the COMMIT, which runs before the client
     // sees any count: the error makes the server skip it.
-    this.#insertSql = libraryStatement(
-      'complete_with_commit',
+    this.#insertSql =
       `with stored as (insert into ${s}.idempotency_keys (scope, key, fingerprint, status, response, customer_id, completed_at, expires_at) ` +
         `values ($1::text, $2::text, $3::bytea, $4::text, $5::json, $6::uuid, statement_timestamp(), statement_timestamp() + $7::double precision * interval '1 millisecond') ` +
-        `returning 1) select (1 / count(*)::int)::text as stored from stored`,
-      'commit',
-    )
+        `returning 1) select (1 / count(*)::int)::text as stored from stored`
     this.#claimName = preparedName('claim', this.#claimSql)
     this.#insertName = preparedName('complete_with_commit', this.#insertSql)
     // Not prepared: its WHERE would let a generic plan pick a sequential scan. It only runs under
@@ -136,7 +129,6 @@ export class KeyStore {
     const { key } = done
     const values: StatementValue[] = [key.scope, key.key, done.fingerprint, done.status, done.responseJson, key.customerId, done.ttlMs]
     if (!done.placeholder) {
-      rememberStoreCall(values, { retryAfterSeconds, mayWaitForCommit: done.mayWaitForCommit })
       const statement: Statement = {
         text: this.#insertSql,
         values,

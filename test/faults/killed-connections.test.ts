@@ -1,4 +1,4 @@
-// A connection killed at each step of a request, on a plain pool and an optimizePool pool, with
+// A connection killed at each step of a request, on a plain pool and an optimizedDialect, with
 // and without a savepoint. The kill comes from a second connection (pg_terminate_backend), timed
 // by the server's lock table or from inside fn, never by a sleep. After each: fn's writes and the
 // key committed together or not at all, a retry replays or runs fn once, and what the library
@@ -107,7 +107,7 @@ async function faulted(db: Kysely<any>, step: Step, key: string, savepoint: bool
 /** Whether the lost connection is met by one of the library's own statements (claim or store). */
 function metByLibrary(step: Step, pool: PoolKind, savepoint: boolean): boolean {
   if (step === 'the claim') return true
-  // On an optimizePool pool without a savepoint the store waits for COMMIT, whose failure is an
+  // On an optimizedDialect without a savepoint the store waits for COMMIT, whose failure is an
   // unknown outcome reported as node-postgres reports it (docs/optimized-pool.md).
   return (step === 'fn after its writes' || step === 'the store') && (pool === 'plain' || savepoint)
 }

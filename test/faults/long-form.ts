@@ -1,6 +1,6 @@
 // The fault suite's long form (`npm run test:faults`): on a PostgreSQL server of its own, the
 // randomized interleaving model for FAULT_INTERLEAVINGS interleavings (10,000 by default) on a
-// plain and an optimizePool pool, with the server stopped (fast, immediate) and restarted
+// plain and an optimizedDialect, with the server stopped (fast, immediate) and restarted
 // FAULT_RESTARTS times while requests are in flight; then the model and a 1,000-request duplicate
 // race through PgBouncer in transaction pooling mode (when installed). Prints its figures; exits
 // non-zero on any violation. FAULT_SEED=<n> repeats a run's requests.
@@ -63,7 +63,7 @@ try {
       if (done % 1000 === 0) console.log(`  ${done} interleavings, ${((Date.now() - started) / 1000).toFixed(0)} s`)
     },
   })
-  console.log(`\n== the model on a plain and an optimizePool pool, direct\n${formatReport(report)}\n  restarts: ${restartLog.join('; ') || 'none'}`)
+  console.log(`\n== the model on a plain and an optimizedDialect, direct\n${formatReport(report)}\n  restarts: ${restartLog.join('; ') || 'none'}`)
   collect('direct', report)
   await Promise.all(Object.values(pools).map((db) => db.destroy()))
   await proxy.close()

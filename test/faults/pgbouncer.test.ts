@@ -1,6 +1,6 @@
 // PgBouncer in transaction pooling mode in front of the test server: the at-most-once race (50
 // racers on one key), replays, a killed server connection and a short run of the interleaving
-// model, all on a plain pool; and what optimizePool meets there (its prepared statements live on
+// model, all on a plain pool; and what optimizedDialect meets there (its prepared statements live on
 // one server connection, the next transaction may get another).
 import { randomUUID } from 'node:crypto'
 import type { Kysely } from 'kysely'
@@ -90,7 +90,7 @@ describe.skipIf(!installed)(`PgBouncer in transaction pooling mode (${installed?
     expect(report.violations).toEqual([])
   })
 
-  it('with optimizePool: the prepared statements meet other server connections; invariants hold, every failure is typed and retryable', async () => {
+  it('with optimizedDialect: the prepared statements meet other server connections; invariants hold, every failure is typed and retryable', async () => {
     // Its connections' transactions land on server connections that a plain pool's transactions
     // keep in use too: sooner or later one that never parsed the library's statements.
     const optimized = connect(bouncer.url, 10, { optimized: true })
@@ -110,7 +110,7 @@ describe.skipIf(!installed)(`PgBouncer in transaction pooling mode (${installed?
     }
     const typed = failures.map(libraryErrorIn)
     console.log(
-      `optimizePool through ${bouncer.version}: ${keys.length - failures.length} of ${keys.length} first calls committed; failures: ${[...new Set(failures.map((f) => describeError(libraryErrorIn(f) ?? f)))].join(' | ') || 'none'}`,
+      `optimizedDialect through ${bouncer.version}: ${keys.length - failures.length} of ${keys.length} first calls committed; failures: ${[...new Set(failures.map((f) => describeError(libraryErrorIn(f) ?? f)))].join(' | ') || 'none'}`,
     )
     expect(await invariantViolations(database.db, keys, SCOPE)).toEqual([])
     for (const error of typed) expect(error, 'a typed error').toMatchObject({ retryable: true })

@@ -1,6 +1,6 @@
 // A server restarted under load: a PostgreSQL of the suite's own (never the machine's) is
 // stopped in fast and in immediate mode while clients drive withIdempotency on a plain and an
-// optimizePool pool, with transactions open, then started again. Afterwards every key ran at
+// optimizedDialect, with transactions open, then started again. Afterwards every key ran at
 // most once, nothing committed without its key, every success matches what is stored, and the
 // process is still alive (the pools' 'error' events are listened to, as tools/databases.ts does).
 import { randomUUID } from 'node:crypto'

@@ -1,5 +1,5 @@
 // statement_timeout, lock_timeout and idle_in_transaction_session_timeout firing at the claim, in
-// fn and at the store, on a plain and an optimizePool pool. Each wait is on a lock the test holds
+// fn and at the store, on a plain and an optimizedDialect. Each wait is on a lock the test holds
 // (the key, the key table, the commit gate), and each idle session is watched until the server
 // ends it: no sleeps. After each: nothing of fn's committed without its key, a retry runs fn once,
 // and the error says what happened, typed where it is the library's.
@@ -145,7 +145,7 @@ describe('the error says what happened', () => {
         expect(thrown).toBe(fnError)
         break
       case 'typed store failure': {
-        // On an optimizePool pool without a savepoint the store travels with COMMIT, which
+        // On an optimizedDialect without a savepoint the store travels with COMMIT, which
         // rejects with the same typed error.
         const typed = libraryErrorIn(pool === 'optimized' && !savepoint ? rejection : thrown)
         expect(typed, 'a typed error').toBeInstanceOf(IdempotencyError)

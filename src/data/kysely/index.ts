@@ -9,7 +9,7 @@ import { withIdempotencyIn, type IdempotencyOutcome } from '../../with-idempoten
 import { kyselyDatabase, kyselySession } from './session.ts'
 
 export * from '../../core-api.ts'
-export { optimizePool, type OptimizablePool } from '../../pool/optimize-pool.ts'
+export { optimizedDialect, type OptimizedDialectOptions } from './optimized-dialect.ts'
 export { kyselyDatabase, kyselyDatabase as database, kyselySession } from './session.ts'
 export { createCustomer, findCustomer, resolveCustomer } from './customers.ts'
 export { idempotencyMigrationProvider } from './migration-provider.ts'

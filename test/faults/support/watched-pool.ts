@@ -2,7 +2,7 @@
 // makes idle connections emit 'error', which ends a process that does not listen.
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
-import { optimizePool } from '../../../src/index.ts'
+import { optimizedDialect } from '../../../src/index.ts'
 
 export interface WatchedPool {
   db: Kysely<any>
@@ -12,10 +12,9 @@ export interface WatchedPool {
 
 export function watchedPool(url: string, max: number, { optimized = false } = {}): WatchedPool {
   const pool = new pg.Pool({ connectionString: url, max })
-  if (optimized) optimizePool(pool)
   let errors = 0
   const count = () => void errors++
   pool.on('error', count)
   pool.on('connect', (client) => client.on('error', count))
-  return { db: new Kysely({ dialect: new PostgresDialect({ pool }) }), errors: () => errors }
+  return { db: new Kysely({ dialect: optimized ? optimizedDialect({ pool }) : new PostgresDialect({ pool }) }), errors: () => errors }
 }

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import { Kysely, PostgresDialect, sql, type IsolationLevel } from 'kysely'
+import { Kysely, sql, type IsolationLevel } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { IdempotencyError, IdempotencyErrorCode, migrate, optimizePool, withIdempotency } from '../src/index.ts'
+import { IdempotencyError, IdempotencyErrorCode, migrate, optimizedDialect, withIdempotency } from '../src/index.ts'
 import { barrier } from './support/concurrency.ts'
 import { countEntries, countKeys, createLedger, insertEntry, type LedgerDatabase } from './support/ledger.ts'
 import { connect } from '../tools/databases.ts'
@@ -76,10 +76,10 @@ it('replays through the prepared claim, byte for byte', async () => {
 })
 
 it('prepares again on the connection that replaces one the server killed', async () => {
-  const single = optimizePool(new pg.Pool({ connectionString: database.url, max: 1 }))
+  const single = new pg.Pool({ connectionString: database.url, max: 1 })
   single.on('error', () => {})
   single.on('connect', (client) => client.on('error', () => {}))
-  const one = new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool: single }) })
+  const one = new Kysely<LedgerDatabase>({ dialect: optimizedDialect({ pool: single }) })
   try {
     const account = randomUUID()
     const call = (key: string) =>
@@ -103,20 +103,23 @@ it('recovers on the same connection when the server forgot its statements (DEALL
     const call = () => one.transaction().execute((tx) => withIdempotency(tx, randomUUID(), async () => 'done'))
     await call()
     await sql`deallocate all`.execute(one)
-    // This attempt finds its statement gone: a typed, retryable error, and node-postgres is told.
+    // This attempt finds its statement gone: a typed, retryable error, and the connection prepares it again.
     await expect(call()).rejects.toMatchObject({ code: IdempotencyErrorCode.STORE_FAILED, sqlState: '26000', retryable: true })
     expect(await call()).toMatchObject({ replayed: false, value: 'done' })
     expect(await call()).toMatchObject({ replayed: false, value: 'done' })
   })
 })
 
-it('refuses a pool that already has connections: they would stay unprepared', async () => {
+it('prepares on a pool whose connection was opened before the dialect was made', async () => {
   const used = new pg.Pool({ connectionString: database.url, max: 1 })
+  await used.query('select 1')
+  const one = new Kysely<LedgerDatabase>({ dialect: optimizedDialect({ pool: used }) })
   try {
-    await used.query('select 1')
-    expect(() => optimizePool(used)).toThrow(expect.objectContaining({ code: IdempotencyErrorCode.USAGE }))
+    const account = randomUUID()
+    await one.transaction().execute((tx) => withIdempotency(tx, { scope: 'prepared', key: randomUUID() }, async (tx) => insertEntry(tx, account, 5)))
+    expect((await one.connection().execute(preparedOn)).map((p) => p.runs)).toEqual([1, 1])
   } finally {
-    await used.end()
+    await one.destroy()
   }
 })
 
