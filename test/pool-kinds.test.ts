@@ -2,6 +2,7 @@
 // and through optimizedDialect alike: a pool that reads results in binary format replays what it
 // stored, and fn's writes never commit without their key, whatever savepoints fn leaves behind.
 import { randomUUID } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -24,6 +25,11 @@ beforeAll(async () => {
   await sql`create trigger fail_store before insert on idempotency.idempotency_keys for each row execute function fail_store()`.execute(database.db)
 })
 
+// node-postgres before 8.17 mishandles `binary: true` for every query (kysely's plain dialect
+// fails the same cases): those versions run the rest of this file.
+const pgVersion = (createRequire(import.meta.url)('pg/package.json') as { version: string }).version.split('.').map(Number)
+const binaryWorks = pgVersion[0]! > 8 || (pgVersion[0] === 8 && pgVersion[1]! >= 17)
+
 type Kind = 'plain' | 'optimized'
 const kinds: Kind[] = ['plain', 'optimized']
 
@@ -36,7 +42,7 @@ function pool(kind: Kind, config: pg.PoolConfig = {}): Kysely<LedgerDatabase> {
 }
 
 describe.each(kinds)('%s pool', (kind) => {
-  describe('reading results in binary format (binary: true)', () => {
+  describe.skipIf(!binaryWorks)('reading results in binary format (binary: true)', () => {
     let db: Kysely<LedgerDatabase>
     beforeAll(() => {
       db = pool(kind, { binary: true } as pg.PoolConfig) // node-postgres reads it; its types omit it
