@@ -1,15 +1,17 @@
 -- The billing example's own tables (schema.ts declares them for Drizzle). The idempotency
 -- schema, with the outbox that payment events go to, comes from pg-idempotency's migrate().
-create table if not exists api_clients (
+create schema if not exists billing;
+
+create table if not exists billing.api_clients (
   id uuid primary key default gen_random_uuid(),
   name text not null,
   key_sha256 text not null unique,
   created_at timestamptz not null default now()
 );
 
-create table if not exists invoices (
+create table if not exists billing.invoices (
   id uuid primary key default gen_random_uuid(),
-  client_id uuid not null references api_clients,
+  client_id uuid not null references billing.api_clients,
   customer text not null,
   currency text not null check (currency ~ '^[A-Z]{3}$'),
   amount_due bigint not null check (amount_due > 0),
@@ -18,10 +20,10 @@ create table if not exists invoices (
   created_at timestamptz not null default now()
 );
 
-create table if not exists payments (
+create table if not exists billing.payments (
   id uuid primary key default gen_random_uuid(),
-  invoice_id uuid not null references invoices,
+  invoice_id uuid not null references billing.invoices,
   amount bigint not null check (amount > 0),
   created_at timestamptz not null default now()
 );
-create index if not exists payments_invoice_id on payments (invoice_id);
+create index if not exists payments_invoice_id on billing.payments (invoice_id);
