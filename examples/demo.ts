@@ -4,11 +4,12 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { idempotentFetch } from '../src/client/index.ts'
 import { exitOnSetupError } from '../tools/postgres-process.ts'
+import { losesFirstResponse, printTable } from './demo-support.ts'
 import { startPaymentsService, type PaymentsService } from './payments/service.ts'
 
 type Table = 'accounts' | 'ledger' | 'link_tokens' | 'financial_accounts'
 
-interface Row {
+type Row = {
   step: string
   request: string
   status: number | string
@@ -47,27 +48,6 @@ async function step(
     rows: `${table}: ${await count(service, table)}`,
   })
   return payload
-}
-
-/** A network that loses the first response after the server has committed it. */
-function losesFirstResponse(): typeof fetch {
-  let lost = false
-  return async (input, init) => {
-    const response = await fetch(input, init)
-    if (lost) return response
-    lost = true
-    await response.arrayBuffer()
-    throw new TypeError('network lost the response')
-  }
-}
-
-function print(table: Row[]) {
-  const columns: Array<keyof Row> = ['step', 'request', 'status', 'replayed', 'rows']
-  const widths = columns.map((c) => Math.max(c.length, ...table.map((r) => String(r[c]).length)))
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join('  ')
-  console.log(line(columns))
-  console.log(line(widths.map((w) => '-'.repeat(w))))
-  for (const row of table) console.log(line(columns.map((c) => String(row[c]))))
 }
 
 /** One plain request of the customer story, recorded like the others. */
@@ -169,7 +149,7 @@ try {
     replayed: `${replayed} of 50`,
     rows: `ledger: ${before} -> ${await count(service, 'ledger')}`,
   })
-  print(rows)
+  printTable(rows, ['step', 'request', 'status', 'replayed', 'rows'])
 } finally {
   await service.stop()
 }

@@ -5,8 +5,8 @@ import type { Kysely } from 'kysely'
 import { PgBoss } from 'pg-boss'
 import { migrate } from '../../src/index.ts'
 import { registerJobs } from '../../src/jobs/index.ts'
-import { connect, createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../../tools/databases.ts'
-import { startLocalPostgres } from '../../tools/local-postgres.ts'
+import { connect } from '../../tools/databases.ts'
+import { startServiceDatabase } from '../../tools/service-database.ts'
 import { createApiClient } from './api-clients.ts'
 import { buildPaymentsApp } from './app.ts'
 import { createPaymentsTables, type PaymentsDatabase } from './schema.ts'
@@ -23,12 +23,7 @@ export interface PaymentsService {
 }
 
 export async function startPaymentsService(port = 0): Promise<PaymentsService> {
-  const server = await startLocalPostgres()
-  // On a server of our own, a database of our own; with DATABASE_URL, the database it names.
-  const own = !process.env.DATABASE_URL
-  const name = uniqueDatabaseName('pgidem_payments')
-  if (own) await createDatabase(server.url, name)
-  const url = own ? withDatabase(server.url, name) : server.url
+  const { url, description, stop } = await startServiceDatabase('pgidem_payments')
   // The library's statements prepared once per connection: the recommended set-up for node-postgres.
   const db = connect<PaymentsDatabase>(url, 20, { optimized: true })
   await migrate(db)
@@ -46,13 +41,12 @@ export async function startPaymentsService(port = 0): Promise<PaymentsService> {
     db,
     boss,
     apiKey,
-    postgres: server.description,
+    postgres: description,
     async stop() {
       await app.close()
       await boss.stop({ graceful: false })
       await db.destroy()
-      if (own) await dropDatabase(server.url, name)
-      await server.stop()
+      await stop()
     },
   }
 }
