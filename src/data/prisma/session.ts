@@ -112,5 +112,6 @@ export function prismaDatabase<Tx extends PrismaTransactionClient>(
       }
     },
     session: prismaSession,
+    driverError: fromPrismaError,
   })
 }
