@@ -10,18 +10,9 @@ import { registerJobs, requestCustomerDeletion, SWEEP_QUEUE } from '../src/jobs/
 import type { OpenLayer } from './data-layers/layer-under-test.ts'
 import { knexReal, prismaReal } from './data-layers/real-layers.ts'
 import { useTestDatabase } from './support/test-database.ts'
+import { until } from './support/until.ts'
 
 const test = useTestDatabase({ maxConnections: 4 })
-
-async function until<T>(check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error('timed out waiting for the job')
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 describe.each([knexReal, prismaReal])('registerJobs on $name', (layer) => {
   let open: OpenLayer<any>

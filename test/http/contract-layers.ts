@@ -26,7 +26,10 @@ const MAX = 10
 export const kyselyHttp: HttpLayer = {
   name: 'kysely',
   open(url) {
-    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: MAX }) }) })
+    const pool = new pg.Pool({ connectionString: url, max: MAX })
+    // node-postgres's advice for a pool: hear a client's errors (a connection lost between queries).
+    pool.on('connect', (client) => client.on('error', () => {}))
+    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
     return { ...kyselyApp(db), close: () => db.destroy() }
   },
 }
