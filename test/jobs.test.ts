@@ -6,6 +6,7 @@ import { createCustomer, getCustomerDeletion, sweepExpiredKeys, withIdempotency 
 import { registerJobs, requestCustomerDeletion, SWEEP_QUEUE } from '../src/jobs/index.ts'
 import { Latch } from './support/concurrency.ts'
 import { useTestDatabase } from './support/test-database.ts'
+import { until } from './support/until.ts'
 
 const database = useTestDatabase({ maxConnections: 20 })
 
@@ -19,16 +20,6 @@ async function expiredKeys(count: number, scope = 'sweep') {
 async function keysIn(scope: string): Promise<number> {
   const { rows } = await sql<{ n: number }>`select count(*)::int as n from idempotency.idempotency_keys where scope = ${scope}`.execute(database.db)
   return rows[0]!.n
-}
-
-async function until<T>(check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error('timed out waiting for the job')
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
 }
 
 describe('sweepExpiredKeys', () => {

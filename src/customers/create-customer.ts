@@ -40,6 +40,6 @@ export async function createCustomerIn(session: SqlSession, input: CreateCustome
   const existing = await selectCustomer(session, input.schema, { clientId, idempotentIdentifier: identifier }, 'key share')
   // Only a customer deleted between the two statements is missing here: a retry creates afresh.
   if (!existing) return createCustomerIn(session, input)
-  if (existing.status === 'deleting') throw new CustomerDeletingError(existing.customer_id, 409)
+  if (existing.status === 'deleting') throw new CustomerDeletingError(existing.customerid, 409)
   return { customer: toCustomer(existing), created: false }
 }

@@ -17,12 +17,13 @@ export function customerTables(schema = DEFAULT_SCHEMA) {
   }
 }
 
-// Every column as text, decoded by toCustomer: a layer's own type parsers never change what is read.
+// Every column as text, decoded by toCustomer: a layer's own type parsers never change what is read,
+// and named by one lower-case word: its column-name transforms never rename it.
 const CUSTOMER_COLUMNS = new SqlFragment(
   [
-    'customer_id::text as customer_id, client_id::text as client_id, idempotent_identifier::text as idempotent_identifier, ' +
-      'customer_type::text as customer_type, region::text as region, locale::text as locale, status::text as status, ' +
-      `${epochMillisSql('created_at')} as created_at`,
+    'customer_id::text as customerid, client_id::text as clientid, idempotent_identifier::text as identifier, ' +
+      'customer_type::text as type, region::text as region, locale::text as locale, status::text as status, ' +
+      `${epochMillisSql('created_at')} as created`,
   ],
   [],
 )

@@ -20,31 +20,35 @@ export interface CustomerContext {
   locale?: string
 }
 
-/** A customer row as the library selects it: text only (see `CUSTOMER_COLUMNS`), decoded by {@link toCustomer}. */
+/**
+ * A customer row as the library selects it: text only (see `CUSTOMER_COLUMNS`), decoded by
+ * {@link toCustomer}. Its names are single lower-case words, which no column-name transform of an
+ * app's data layer (postgres.js `postgres.camel`, Knex `postProcessResponse`) changes.
+ */
 export interface CustomerRow {
-  customer_id: string
-  client_id: string
-  idempotent_identifier: string
-  customer_type: string | null
+  customerid: string
+  clientid: string
+  identifier: string
+  type: string | null
   region: string | null
   locale: string | null
   status: 'active' | 'deleting'
   /** Milliseconds since the epoch. */
-  created_at: string
+  created: string
 }
 
 export function toCustomer(row: CustomerRow): Customer {
   const context: CustomerContext = {}
-  if (row.customer_type !== null) context.type = row.customer_type
+  if (row.type !== null) context.type = row.type
   if (row.region !== null) context.region = row.region
   if (row.locale !== null) context.locale = row.locale
   return {
-    customerId: row.customer_id,
-    clientId: row.client_id,
-    idempotentIdentifier: row.idempotent_identifier,
+    customerId: row.customerid,
+    clientId: row.clientid,
+    idempotentIdentifier: row.identifier,
     context,
     status: row.status,
-    createdAt: dateOf(row.created_at),
+    createdAt: dateOf(row.created),
   }
 }
 

@@ -2,6 +2,7 @@ import { hasClaimedKey } from '../claim-context.ts'
 import { IdempotencyError, IdempotencyUsageError } from '../errors.ts'
 import { isConnectionLost } from '../store/connection-lost.ts'
 import { translateDatabaseError } from '../store/database-errors.ts'
+import { sqlStateOf } from '../store/sql-state.ts'
 import type { SqlSession } from './sql-session.ts'
 
 /** PostgreSQL's isolation levels, as the library names them. */
@@ -23,6 +24,12 @@ export interface DatabaseParts<Tx extends object> {
    * before any statement runs: a claim on an autocommit connection would commit on its own.
    */
   session(tx: Tx): SqlSession<Tx>
+  /**
+   * The driver's error inside an error this layer wraps (Drizzle's DrizzleQueryError, Prisma's
+   * P2010), with its SQLSTATE as `code`. Omitted: errors pass as they are. The library reads it
+   * only to decide (an HTTP route retries a serialization failure of the handler's own write).
+   */
+  driverError?(error: unknown): unknown
 }
 
 const DATABASE = Symbol.for('pg-idempotency.database')
@@ -43,6 +50,11 @@ export interface IdempotencyDatabase<Tx extends object = object> {
    */
   transaction<T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<T>
   session(tx: Tx): SqlSession<Tx>
+  /**
+   * The SQLSTATE of an error of this layer's (a handler's own write that failed, say), looking
+   * inside the layer's own wrapping; undefined when it carries none.
+   */
+  sqlStateOf(error: unknown): string | undefined
 }
 
 /** Makes a data layer's parts into a {@link IdempotencyDatabase}. */
@@ -52,6 +64,7 @@ export function defineDatabase<Tx extends object>(parts: DatabaseParts<Tx>): Ide
     layer: parts.layer,
     transaction: (fn, options = {}) => keepTypedErrors((guarded) => parts.transaction(guarded, options), fn),
     session: (tx) => parts.session(tx),
+    sqlStateOf: (error) => sqlStateOf(parts.driverError === undefined ? error : parts.driverError(error)),
   }
 }
 

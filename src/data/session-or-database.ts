@@ -9,9 +9,12 @@ import type { SqlSession } from './sql-session.ts'
  */
 export type SessionOrDatabase = SqlSession | DatabaseInput
 
+// A session's transaction is an object for most layers, but a function for Knex (`trx` is callable)
+// and postgres.js (`tx` is a tagged template).
 function isSqlSession(value: unknown): value is SqlSession {
   const candidate = value as { run?: unknown; transaction?: unknown } | null
-  return typeof candidate?.run === 'function' && typeof candidate.transaction === 'object' && candidate.transaction !== null
+  if (typeof candidate?.run !== 'function' || candidate.transaction === null) return false
+  return typeof candidate.transaction === 'object' || typeof candidate.transaction === 'function'
 }
 
 /**

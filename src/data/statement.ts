@@ -29,6 +29,12 @@ export interface Statement {
   readonly travelsWith?: 'begin' | 'commit'
   /** How a `'commit'` statement's failure is reported when it surfaces at a later statement. */
   readonly deferredError?: (error: unknown) => Error
+  /**
+   * Set on a file of `sql/` (a migration, the grants): several statements, no values, and no rows
+   * read. A layer runs it as one simple query (no prepared statement can hold several), and
+   * may resolve with no rows.
+   */
+  readonly script?: true
 }
 
 /** A piece of SQL with its values, composed by the {@link sql} tag. */

@@ -2,7 +2,7 @@ import type { IdempotencyDatabase } from '../data/database.ts'
 import { toDatabase, type DatabaseInput, type TransactionOf } from '../data/resolve-database.ts'
 import { IdempotencyError, IdempotencySnapshotConflictError, IdempotencyUsageError } from '../errors.ts'
 import type { MismatchPolicy } from '../options.ts'
-import { SqlState, sqlStateOf } from '../store/sql-state.ts'
+import { SqlState } from '../store/sql-state.ts'
 import { withIdempotencyIn } from '../with-idempotency.ts'
 import { fingerprintBody, type BodyFingerprint } from './body-fingerprint.ts'
 import { readKeyHeader } from './key-header.ts'
@@ -20,8 +20,9 @@ export const REPLAYED_HEADER = 'idempotent-replayed'
 // transaction, so it runs it again itself; the retry sees the twin's row and replays.
 const SERIALIZATION_ATTEMPTS = 3
 
-function isSerializationFailure(error: unknown): boolean {
-  const sqlState = sqlStateOf(error)
+function isSerializationFailure(error: unknown, database: IdempotencyDatabase<any>): boolean {
+  // The handler's own write may fail with it too, wrapped by its data layer (Drizzle, Prisma).
+  const sqlState = database.sqlStateOf(error)
   return error instanceof IdempotencySnapshotConflictError || sqlState === SqlState.SERIALIZATION_FAILURE || sqlState === SqlState.DEADLOCK_DETECTED
 }
 
@@ -100,7 +101,7 @@ export async function handleIdempotentRequest<D, Raw>(
       return { ...response, headers: firstHeaders }
     } catch (error) {
       if (error instanceof NotStored) return error.response
-      if (isSerializationFailure(error) && attempt < SERIALIZATION_ATTEMPTS) continue
+      if (isSerializationFailure(error, databaseOf(policy)) && attempt < SERIALIZATION_ATTEMPTS) continue
       return libraryProblem(policy, error)
     }
   }

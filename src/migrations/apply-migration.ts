@@ -12,7 +12,7 @@ export async function applyMigration(session: SqlSession, migration: SqlMigratio
   await session.run(sql`select pg_advisory_xact_lock(hashtextextended(${'pg-idempotency:migrate:' + schema}::text, 0))::text as locked`.toStatement())
   if ((await appliedVersion(session, schema)) >= migration.version) return false
   // No parameters: the file (several statements) goes as one simple query.
-  await session.run({ text: renderSql(migration.text, { schema }), values: [] })
+  await session.run({ text: renderSql(migration.text, { schema }), values: [], script: true })
   return true
 }
 

@@ -17,5 +17,5 @@ export interface GrantAccessOptions {
 export async function grantAccess(db: DatabaseInput, options: GrantAccessOptions): Promise<void> {
   const text = renderSql(await loadSqlFile('grants.sql'), { schema: options.schema ?? DEFAULT_SCHEMA, role: options.role })
   // No parameters: the file (several statements) goes as one simple query.
-  await inTransaction(toDatabase(db), (session) => session.run({ text, values: [] }))
+  await inTransaction(toDatabase(db), (session) => session.run({ text, values: [], script: true }))
 }

@@ -86,7 +86,7 @@ export async function emitIn(session: SqlSession, topic: string, payload: unknow
          where ${customerId}::uuid is null or exists (select 1 from customer where status = 'active')
         returning event_id
       )
-      select (select event_id::text from inserted) as event_id, (select status::text from customer) as status`.toStatement(),
+      select (select event_id::text from inserted) as eventid, (select status::text from customer) as status`.toStatement(),
     )
   } catch (error) {
     const state = sqlStateOf(error)
@@ -94,7 +94,7 @@ export async function emitIn(session: SqlSession, topic: string, payload: unknow
     if (state === SqlState.FOREIGN_KEY_VIOLATION) throw new CustomerNotFoundError()
     throw translateDatabaseError(error, 1)
   }
-  if (!row?.event_id) {
+  if (!row?.eventid) {
     // Never retryable: a customer being deleted never comes back, and an id with no row is
     // either deleted or never was.
     if (row?.status === 'deleting') throw new CustomerDeletingError(customerId!, 410)

@@ -5,10 +5,13 @@ import type { Row } from '../data/sql-session.ts'
 import { sql } from '../data/statement.ts'
 import type { OutboxEvent } from './event.ts'
 
-/** The columns of `outbox_events e` the relay selects, all text. */
-export const EVENT_COLUMNS = sql`e.id::text as id, e.event_id::text as event_id, e.topic::text as topic, e.ordering_key::text as ordering_key,
-  e.customer_id::text as customer_id, e.payload::text as payload,
-  (extract(epoch from date_trunc('milliseconds', e.created_at)) * 1000)::int8::text as created_at, e.attempts::text as attempts`
+/**
+ * The columns of `outbox_events e` the relay selects, all text, each named by one lower-case word
+ * (no column-name transform of an app's data layer renames it).
+ */
+export const EVENT_COLUMNS = sql`e.id::text as id, e.event_id::text as eventid, e.topic::text as topic, e.ordering_key::text as orderingkey,
+  e.customer_id::text as customerid, e.payload::text as payload,
+  (extract(epoch from date_trunc('milliseconds', e.created_at)) * 1000)::int8::text as created, e.attempts::text as attempts`
 
 /** One event row, decoded. */
 export interface EventRow {
@@ -29,12 +32,12 @@ const textOrNull = (value: unknown): string | null => (value === null || value =
 export function toEventRow(row: Row): EventRow {
   return {
     id: String(row.id),
-    event_id: String(row.event_id),
+    event_id: String(row.eventid),
     topic: String(row.topic),
-    ordering_key: textOrNull(row.ordering_key),
-    customer_id: textOrNull(row.customer_id),
+    ordering_key: textOrNull(row.orderingkey),
+    customer_id: textOrNull(row.customerid),
     payload: JSON.parse(String(row.payload)),
-    created_at: new Date(Number(row.created_at)),
+    created_at: new Date(Number(row.created)),
     attempts: Number(row.attempts),
   }
 }

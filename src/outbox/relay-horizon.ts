@@ -49,7 +49,7 @@ export async function readyKeys(database: IdempotencyDatabase, schema: string, a
                   else coalesce(pg_sequence_last_value((select seq from id_sequence)), -1) end as bound
         from heads
     )
-    select ordering_key::text, bound::text from checked where bound is not null limit ${limit}::int`.toStatement()
+    select ordering_key::text as orderingkey, bound::text as bound from checked where bound is not null limit ${limit}::int`.toStatement()
   // Without SELECT on the sequence, PostgreSQL 17 and later answer NULL (-1 above) and earlier
   // versions refuse the statement: either way the relay says what is missing.
   const sequenceUnreadable = (cause?: unknown) =>
@@ -59,7 +59,7 @@ export async function readyKeys(database: IdempotencyDatabase, schema: string, a
       cause === undefined ? undefined : sqlStateOf(cause),
       cause,
     )
-  let rows: { ordering_key: string; bound: string }[]
+  let rows: { orderingkey: string; bound: string }[]
   try {
     // Its own transaction, at READ COMMITTED, whatever the database's default: the locks it tries
     // last only as long as this statement.
@@ -69,5 +69,5 @@ export async function readyKeys(database: IdempotencyDatabase, schema: string, a
     throw error
   }
   if (rows.some((row) => row.bound === '-1')) throw sequenceUnreadable()
-  return rows.map((row) => ({ orderingKey: row.ordering_key, bound: row.bound }))
+  return rows.map((row) => ({ orderingKey: row.orderingkey, bound: row.bound }))
 }

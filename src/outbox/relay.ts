@@ -194,7 +194,7 @@ export function createOutboxRelay(options: RelayOptions) {
       )
       select runs.*, (locked.id is not null)::text as mine
         from runs left join locked on locked.id = runs.id::bigint
-       order by runs.ordering_key, runs.id::bigint`.toStatement())
+       order by runs.orderingkey, runs.id::bigint`.toStatement())
     const mine = new Set(rows.filter((row) => row.mine === 'true').map((row) => String(row.id)))
     const runs = new Map<string, EventRow[]>()
     const cut = new Set<string>()

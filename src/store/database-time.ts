@@ -7,8 +7,11 @@ export function epochMillisSql(column: string): string {
   return `(extract(epoch from date_trunc('milliseconds', ${column})) * 1000)::int8::text`
 }
 
-/** {@link epochMillisSql} as a fragment of the `sql` tag, named `as` (the column's own name by default). */
-export function epochMillis(column: string, as = column): SqlFragment {
+/**
+ * {@link epochMillisSql} as a fragment of the `sql` tag, named `as` (by default the column's name
+ * without underscores: one lower-case word, which no column-name transform of a data layer renames).
+ */
+export function epochMillis(column: string, as = column.replaceAll('_', '')): SqlFragment {
   return new SqlFragment([`${epochMillisSql(column)} as ${as}`], [])
 }
 

@@ -22,7 +22,9 @@ export interface ClaimRow {
  * The claim's row as the claim statement returns it: text columns only, decoded here. A pool's
  * result format (node-postgres's `binary: true`) or an app's own type parsers for bytea, json or
  * timestamptz would otherwise change what the library reads (a `binary: true` pool returned the
- * fingerprint as a garbled string and a wrong timestamp).
+ * fingerprint as a garbled string and a wrong timestamp). Each column is named by one lower-case
+ * word, which no column-name transform of an app's data layer (postgres.js `postgres.camel`,
+ * Knex `postProcessResponse`) renames.
  */
 interface ClaimText {
   outcome: ClaimOutcome
@@ -32,7 +34,7 @@ interface ClaimText {
   /** the stored JSON text */
   response: string | null
   /** milliseconds since the epoch, truncated as node-postgres truncates a timestamptz */
-  created_at: string
+  created: string
 }
 
 export interface CompletedKey {
@@ -77,7 +79,7 @@ export class KeyStore {
     // The first statement of its transaction: a layer that batches sends it in BEGIN's message.
     this.#claimSql =
       `select outcome, status, encode(fingerprint, 'hex') as fingerprint, response::text as response, ` +
-        `(extract(epoch from date_trunc('milliseconds', created_at)) * 1000)::int8::text as created_at ` +
+        `(extract(epoch from date_trunc('milliseconds', created_at)) * 1000)::int8::text as created ` +
         `from ${s}.claim_idempotency_key($1::text, $2::text, $3::bytea, $4::boolean, $5::int)`
     // The ttl runs from completion (this statement's start, by the database clock), so a long
     // transaction cannot commit a key that has already expired.
@@ -120,7 +122,7 @@ export class KeyStore {
       status: row.status,
       fingerprint: row.fingerprint === null ? null : Buffer.from(row.fingerprint, 'hex'),
       response: row.response === null ? null : JSON.parse(row.response),
-      created_at: new Date(Number(row.created_at)),
+      created_at: new Date(Number(row.created)),
     }
   }
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { canonicalJson, ignoredFieldsOf } from '../../src/canonical-json.ts'
-import type { ContractRoute } from '../http/contract-routes.ts'
+import { kyselyApp, type ContractRoute } from '../http/contract-routes.ts'
 import { startExpress, startFastify, startHono, type RunningServer, type StartServer } from '../http/servers.ts'
 import { useTestDatabase } from '../support/test-database.ts'
 
@@ -39,7 +39,7 @@ describe('ignoreFields: a path under an ignored path', () => {
     describe(framework, () => {
       let server: RunningServer
       beforeAll(async () => {
-        server = await start(database.db, routes)
+        server = await start(kyselyApp(database.db), routes)
       })
       afterAll(async () => {
         await server?.close()

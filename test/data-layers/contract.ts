@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FinalFailure, IdempotencyError, IdempotencyErrorCode, type IsolationLevel } from '../../src/index.ts'
 import { barrier, lockWatcher } from '../support/concurrency.ts'
 import { countKeys } from '../support/ledger.ts'
+import { sqlStateOf } from '../../src/store/sql-state.ts'
 import { useTestDatabase } from '../support/test-database.ts'
 import type { LayerUnderTest, OpenLayer } from './layer-under-test.ts'
 
@@ -265,6 +266,43 @@ export function runDataLayerContract(layer: LayerUnderTest): void {
       expect(await countKeys(database.db, key)).toBe(0)
       // The layer's pool goes on with a working connection; the same key runs fn again.
       await expect(once(key, async () => 'retried')).resolves.toMatchObject({ value: 'retried', replayed: false })
+    })
+  })
+
+  describe(`${layer.name}: a COMMIT the server refuses`, () => {
+    it("rejects the layer's transaction with an error that carries the SQLSTATE (what an HTTP route retries on)", async () => {
+      // A deferred constraint trigger fails the COMMIT itself with a serialization failure.
+      await sql`create table if not exists contract_commit_refused (id int)`.execute(database.db)
+      await sql`create or replace function contract_refuse_commit() returns trigger language plpgsql as $$
+                begin raise exception 'refused at commit' using errcode = '40001'; end $$`.execute(database.db)
+      await sql`drop trigger if exists refuse_commit on contract_commit_refused`.execute(database.db)
+      await sql`create constraint trigger refuse_commit after insert on contract_commit_refused deferrable initially deferred
+                for each row execute function contract_refuse_commit()`.execute(database.db)
+      const attempt = open.database.transaction(async (tx) => {
+        await open.database.session(tx).run({ text: 'insert into contract_commit_refused values (1)', values: [] })
+        return 'committed?'
+      })
+      const error = await attempt.then(
+        () => undefined,
+        (error: unknown) => error,
+      )
+      expect(sqlStateOf(error)).toBe('40001')
+    })
+
+    it("reads the SQLSTATE of the app's own write through the layer's wrapping (database.sqlStateOf)", async () => {
+      // A serialization failure of the business write itself, made through the layer's own API.
+      await sql`create or replace function contract_refuse_write() returns trigger language plpgsql as $$
+                begin if new.amount = -40001 then raise exception 'refused write' using errcode = '40001'; end if; return new; end $$`.execute(database.db)
+      await sql`drop trigger if exists refuse_write on contract_ledger`.execute(database.db)
+      await sql`create trigger refuse_write before insert on contract_ledger for each row execute function contract_refuse_write()`.execute(database.db)
+      const error = await open.database
+        .transaction((tx) => open.insertLedgerRow(tx, randomUUID(), -40001))
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        )
+      expect(error).toBeDefined()
+      expect(open.database.sqlStateOf(error)).toBe('40001')
     })
   })
 

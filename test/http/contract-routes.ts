@@ -1,24 +1,51 @@
-import { sql, type Kysely, type Transaction } from 'kysely'
+import { sql, type Kysely } from 'kysely'
+import type { DatabaseInput } from '../../src/data/resolve-database.ts'
 import { CustomerNotFoundError, CustomerReferenceError } from '../../src/errors.ts'
 import type { HandlerResult, IdempotencyPolicy } from '../../src/http/index.ts'
 import type { Latch } from '../support/concurrency.ts'
 
-/** A route of the contract app, independent of the framework. */
+/** A row of `items`, as every data layer's business write returns it. */
+export interface Item {
+  id: string
+  name: string
+}
+
+/**
+ * The database a contract app runs on: the `db` its middleware takes (any data layer's
+ * `database(…)`, or a Kysely instance), and the business write in that layer's own API, through
+ * the transaction the middleware hands the handler.
+ */
+export interface ContractApp {
+  db: DatabaseInput
+  insertItem(tx: any, name: string): Promise<Item>
+}
+
+/** A route of the contract app, independent of the framework and of the data layer. */
 export interface ContractRoute {
   method: 'post' | 'get'
   path: string
   policy?: IdempotencyPolicy
   /** Undefined for a plain framework route that the middleware never sees. */
-  handler?: (context: { tx: Transaction<any>; body: any; key: string | undefined; customer?: { customerId: string } | undefined }) => Promise<HandlerResult>
-  plain?: (db: Kysely<any>) => Promise<unknown>
+  handler?: (context: {
+    tx: any
+    body: any
+    key: string | undefined
+    customer?: { customerId: string } | undefined
+    /** The app's business write (one row in `items`) in the handler's transaction. */
+    insertItem(name: string): Promise<Item>
+  }) => Promise<HandlerResult>
+  plain?: () => Promise<unknown>
 }
 
 export const counters = { boom: 0, rejected: 0, declined: 0, unavailable: 0, bodies: 0 }
 export const latches: { slow?: Latch } = {}
 
-async function insertItem(tx: Transaction<any>, name: string) {
-  const { rows } = await sql<{ id: string; name: string }>`insert into items (name) values (${name}) returning id::text, name`.execute(tx)
-  return rows[0]!
+/** The contract app on kysely: the middleware takes the Kysely instance itself. */
+export function kyselyApp(db: Kysely<any>): ContractApp {
+  return {
+    db,
+    insertItem: async (tx, name) => (await sql<Item>`insert into items (name) values (${name}) returning id::text, name`.execute(tx)).rows[0]!,
+  }
 }
 
 export async function createItemsTable(db: Kysely<any>): Promise<void> {
@@ -30,8 +57,8 @@ export const contractRoutes: ContractRoute[] = [
     method: 'post',
     path: '/items',
     policy: { required: true, ignoreFields: ['sentAt'] },
-    handler: async ({ tx, body }) => {
-      const item = await insertItem(tx, body.name)
+    handler: async ({ insertItem, body }) => {
+      const item = await insertItem(body.name)
       return { status: 201, body: { zeta: 1, ...item }, headers: { location: `/items/${item.id}`, 'set-cookie': 'session=secret', 'x-trace': 'abc' } }
     },
   },
@@ -39,30 +66,30 @@ export const contractRoutes: ContractRoute[] = [
     method: 'post',
     path: '/items-conflict',
     policy: { onMismatch: 'conflict' },
-    handler: async ({ tx, body }) => ({ status: 201, body: await insertItem(tx, body.name) }),
+    handler: async ({ insertItem, body }) => ({ status: 201, body: await insertItem(body.name) }),
   },
   {
     method: 'post',
     path: '/accounts/:id/items',
-    handler: async ({ tx, body }) => ({ status: 201, body: await insertItem(tx, body.name) }),
+    handler: async ({ insertItem, body }) => ({ status: 201, body: await insertItem(body.name) }),
   },
   {
     method: 'post',
     path: '/requests/a',
     policy: { header: 'x-request-id', keyFormat: 'uuid', onMismatch: 'replay', scope: 'client' },
-    handler: async ({ tx, body }) => ({ status: 201, body: { route: 'a', ...(await insertItem(tx, body.name)) } }),
+    handler: async ({ insertItem, body }) => ({ status: 201, body: { route: 'a', ...(await insertItem(body.name)) } }),
   },
   {
     method: 'post',
     path: '/requests/b',
     policy: { header: 'x-request-id', keyFormat: 'uuid', onMismatch: 'replay', scope: 'client' },
-    handler: async ({ tx, body }) => ({ status: 201, body: { route: 'b', ...(await insertItem(tx, body.name)) } }),
+    handler: async ({ insertItem, body }) => ({ status: 201, body: { route: 'b', ...(await insertItem(body.name)) } }),
   },
   {
     method: 'post',
     path: '/slow',
-    handler: async ({ tx, body }) => {
-      const item = await insertItem(tx, body.name)
+    handler: async ({ insertItem, body }) => {
+      const item = await insertItem(body.name)
       await latches.slow?.hold()
       return { status: 201, body: item }
     },
@@ -71,8 +98,8 @@ export const contractRoutes: ContractRoute[] = [
     method: 'post',
     path: '/waiting',
     policy: { onConcurrent: 'wait' },
-    handler: async ({ tx, body }) => {
-      const item = await insertItem(tx, body.name)
+    handler: async ({ insertItem, body }) => {
+      const item = await insertItem(body.name)
       await latches.slow?.hold()
       return { status: 201, body: item }
     },
@@ -81,8 +108,8 @@ export const contractRoutes: ContractRoute[] = [
     method: 'post',
     path: '/serializable',
     policy: { onConcurrent: 'wait', isolation: 'serializable' },
-    handler: async ({ tx, body }) => {
-      const item = await insertItem(tx, body.name)
+    handler: async ({ insertItem, body }) => {
+      const item = await insertItem(body.name)
       await latches.slow?.hold()
       return { status: 201, body: item }
     },
@@ -90,27 +117,27 @@ export const contractRoutes: ContractRoute[] = [
   {
     method: 'post',
     path: '/boom',
-    handler: async ({ tx, body }) => {
+    handler: async ({ insertItem, body }) => {
       counters.boom++
-      await insertItem(tx, body.name)
+      await insertItem(body.name)
       throw new Error('unexpected failure')
     },
   },
   {
     method: 'post',
     path: '/rejected',
-    handler: async ({ tx, body }) => {
+    handler: async ({ insertItem, body }) => {
       counters.rejected++
-      await insertItem(tx, body.name)
+      await insertItem(body.name)
       return { status: 400, body: { error: 'not_today' } }
     },
   },
   {
     method: 'post',
     path: '/declined',
-    handler: async ({ tx, body }) => {
+    handler: async ({ insertItem, body }) => {
       counters.declined++
-      await insertItem(tx, body.name)
+      await insertItem(body.name)
       return { status: 402, body: { error: 'card_declined' }, final: true }
     },
   },
@@ -118,9 +145,9 @@ export const contractRoutes: ContractRoute[] = [
     // A returned 5xx (also marked final) is sent but never stored, and its writes roll back.
     method: 'post',
     path: '/unavailable',
-    handler: async ({ tx, body }) => {
+    handler: async ({ insertItem, body }) => {
       counters.unavailable++
-      await insertItem(tx, body.name)
+      await insertItem(body.name)
       return { status: 503, body: { error: 'try_later' }, final: body.final === true }
     },
   },
@@ -136,7 +163,7 @@ export const contractRoutes: ContractRoute[] = [
     // A result that can never be stored (a NUL character).
     method: 'post',
     path: '/unstorable',
-    handler: async ({ tx, body }) => ({ status: 201, body: { ...(await insertItem(tx, body.name)), note: 'a\u0000b' } }),
+    handler: async ({ insertItem, body }) => ({ status: 201, body: { ...(await insertItem(body.name)), note: 'a\u0000b' } }),
   },
   {
     // Counts its runs and never looks at the body: what the fingerprint sees is the adapter's.
@@ -178,6 +205,6 @@ export const contractRoutes: ContractRoute[] = [
   {
     method: 'get',
     path: '/items',
-    plain: async (db) => (await sql<{ n: number }>`select count(*)::int as n from items`.execute(db)).rows[0],
+    plain: async () => ({ items: 'listed' }),
   },
 ]

@@ -6,11 +6,8 @@ import { useTestDatabase } from '../support/test-database.ts'
 import { Latch, lockWatcher } from '../support/concurrency.ts'
 import { createItemsTable, type ContractRoute } from './contract-routes.ts'
 import type { RunningServer, StartServer } from './servers.ts'
+import { kyselyHttp, type HttpLayer } from './contract-layers.ts'
 
-async function insertItem(tx: Parameters<NonNullable<ContractRoute['handler']>>[0]['tx'], name: string) {
-  const { rows } = await sql<{ id: string }>`insert into items (name) values (${name}) returning id::text`.execute(tx)
-  return rows[0]!.id
-}
 
 const held: { latch?: Latch } = {}
 
@@ -20,39 +17,39 @@ export const isolationRoutes: ContractRoute[] = [
     method: 'post',
     path: '/iso/items',
     policy: { required: true },
-    handler: async ({ tx, body }) => ({ status: 201, body: { id: await insertItem(tx, body.name), name: body.name } }),
+    handler: async ({ insertItem, body }) => ({ status: 201, body: { id: (await insertItem(body.name)).id, name: body.name } }),
   },
   {
     method: 'post',
     path: '/iso/conflict',
     policy: { onMismatch: 'conflict' },
-    handler: async ({ tx, body }) => ({ status: 201, body: { id: await insertItem(tx, body.name), name: body.name } }),
+    handler: async ({ insertItem, body }) => ({ status: 201, body: { id: (await insertItem(body.name)).id, name: body.name } }),
   },
   {
     method: 'post',
     path: '/iso/requests',
     policy: { header: 'x-request-id', keyFormat: 'uuid', onMismatch: 'replay', scope: 'client' },
-    handler: async ({ tx, body }) => ({ status: 201, body: { id: await insertItem(tx, body.name), name: body.name } }),
+    handler: async ({ insertItem, body }) => ({ status: 201, body: { id: (await insertItem(body.name)).id, name: body.name } }),
   },
   {
     method: 'post',
     path: '/iso/customer-items',
     policy: { customer: true },
-    handler: async ({ tx, body, customer }) => ({ status: 201, body: { id: await insertItem(tx, body.name), customerId: customer?.customerId } }),
+    handler: async ({ insertItem, body, customer }) => ({ status: 201, body: { id: (await insertItem(body.name)).id, customerId: customer?.customerId } }),
   },
   {
     method: 'post',
     path: '/iso/customer-requests',
     policy: { customer: true, header: 'x-request-id', keyFormat: 'uuid', scope: 'client' },
-    handler: async ({ tx, body, customer }) => ({ status: 201, body: { id: await insertItem(tx, body.name), customerId: customer?.customerId } }),
+    handler: async ({ insertItem, body, customer }) => ({ status: 201, body: { id: (await insertItem(body.name)).id, customerId: customer?.customerId } }),
   },
   ...(['serializable', 'repeatable read'] as const).map(
     (isolation): ContractRoute => ({
       method: 'post',
       path: `/iso/customer-${isolation.replace(' ', '-')}`,
       policy: { customer: true, isolation, onConcurrent: 'wait' },
-      handler: async ({ tx, body, customer }) => {
-        const id = await insertItem(tx, body.name)
+      handler: async ({ insertItem, body, customer }) => {
+        const id = (await insertItem(body.name)).id
         await held.latch?.hold()
         return { status: 201, body: { id, customerId: customer?.customerId } }
       },
@@ -71,16 +68,20 @@ export const isolationRoutes: ContractRoute[] = [
  * id can never name another client's keys, the client never comes back in a response or sits in
  * the key table, and a request made on behalf of a customer belongs to that customer.
  */
-export function describeIsolationContract(framework: string, start: StartServer): void {
+export function describeIsolationContract(framework: string, start: StartServer, layer: HttpLayer = kyselyHttp): void {
   const database = useTestDatabase()
   let server: RunningServer
+  let app: ReturnType<HttpLayer['open']> | undefined
+  if (layer !== kyselyHttp) framework = `${framework} on ${layer.name}`
 
   beforeAll(async () => {
     await createItemsTable(database.db)
-    server = await start(database.db, isolationRoutes)
+    app = layer.open(database.url)
+    server = await start(app, isolationRoutes)
   })
   afterAll(async () => {
     await server?.close()
+    await app?.close()
   })
 
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>

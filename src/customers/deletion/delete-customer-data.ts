@@ -39,20 +39,23 @@ export interface CustomerDeletion {
   finishedAt: Date | null
 }
 
-/** A deletion record as selected: text only, decoded by {@link toDeletion}. */
+/**
+ * A deletion record as selected: text only, decoded by {@link toDeletion}; one lower-case word per
+ * name, which no column-name transform of a data layer renames.
+ */
 interface DeletionRow {
-  customer_id: string
-  client_id: string
+  customerid: string
+  clientid: string
   state: CustomerDeletion['state']
   /** JSON: `{"schema.table": rows}` */
-  deleted_rows: string
+  deletedrows: string
   /** Milliseconds since the epoch, as the three below. */
-  requested_at: string
-  started_at: string | null
-  finished_at: string | null
+  requestedat: string
+  startedat: string | null
+  finishedat: string | null
 }
 
-const DELETION_COLUMNS = sql`customer_id::text as customer_id, client_id::text as client_id, state::text as state, deleted_rows::text as deleted_rows,
+const DELETION_COLUMNS = sql`customer_id::text as customerid, client_id::text as clientid, state::text as state, deleted_rows::text as deletedrows,
   ${epochMillis('requested_at')}, ${epochMillis('started_at')}, ${epochMillis('finished_at')}`
 
 // A row of a table without a foreign key may still arrive during the final transaction; the
@@ -239,14 +242,14 @@ async function readDeletion(db: IdempotencyDatabase, schema: string | undefined,
 }
 
 function toDeletion(row: DeletionRow): CustomerDeletion {
-  const deletedRows = JSON.parse(row.deleted_rows) as Record<string, number | string>
+  const deletedRows = JSON.parse(row.deletedrows) as Record<string, number | string>
   return {
-    customerId: row.customer_id,
-    clientId: row.client_id,
+    customerId: row.customerid,
+    clientId: row.clientid,
     state: row.state,
     deletedRows: Object.fromEntries(Object.entries(deletedRows).map(([table, count]) => [table, Number(count)])),
-    requestedAt: dateOf(row.requested_at),
-    startedAt: dateOrNull(row.started_at),
-    finishedAt: dateOrNull(row.finished_at),
+    requestedAt: dateOf(row.requestedat),
+    startedAt: dateOrNull(row.startedat),
+    finishedAt: dateOrNull(row.finishedat),
   }
 }

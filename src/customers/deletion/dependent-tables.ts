@@ -182,23 +182,23 @@ async function tableOid(session: SqlSession, schema: string, table: string): Pro
   return Number(rows[0].oid)
 }
 
-/** A foreign key's row as selected: text only (the column lists as JSON arrays). */
+/** A foreign key's row as selected: text only (the column lists as JSON arrays), one lower-case word per name. */
 interface ForeignKeyText {
-  child_schema: string
-  child_table: string
-  child_oid: string
-  child_columns: string
-  parent_columns: string
+  childschema: string
+  childtable: string
+  childoid: string
+  childcolumns: string
+  parentcolumns: string
 }
 
 async function foreignKeysTo(session: SqlSession, parentOid: number): Promise<ForeignKey[]> {
   const rows = (await session.run(
     sql`
-    select n.nspname::text as child_schema, t.relname::text as child_table, t.oid::text as child_oid,
+    select n.nspname::text as childschema, t.relname::text as childtable, t.oid::text as childoid,
            array_to_json(array(select a.attname::text from unnest(k.conkey) with ordinality as u(attnum, i)
-                   join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.attnum order by u.i))::text as child_columns,
+                   join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.attnum order by u.i))::text as childcolumns,
            array_to_json(array(select a.attname::text from unnest(k.confkey) with ordinality as u(attnum, i)
-                   join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.attnum order by u.i))::text as parent_columns
+                   join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.attnum order by u.i))::text as parentcolumns
       from pg_constraint k
       join pg_class t on t.oid = k.conrelid
       join pg_namespace n on n.oid = t.relnamespace
@@ -207,10 +207,10 @@ async function foreignKeysTo(session: SqlSession, parentOid: number): Promise<Fo
      order by n.nspname, t.relname, k.conname`.toStatement(),
   )) as unknown as ForeignKeyText[]
   return rows.map((row) => ({
-    child_schema: row.child_schema,
-    child_table: row.child_table,
-    child_oid: Number(row.child_oid),
-    child_columns: JSON.parse(row.child_columns) as string[],
-    parent_columns: JSON.parse(row.parent_columns) as string[],
+    child_schema: row.childschema,
+    child_table: row.childtable,
+    child_oid: Number(row.childoid),
+    child_columns: JSON.parse(row.childcolumns) as string[],
+    parent_columns: JSON.parse(row.parentcolumns) as string[],
   }))
 }

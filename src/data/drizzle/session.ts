@@ -80,8 +80,27 @@ export function drizzleDatabase<Db extends PgDatabase<any, any, any>>(db: Db): I
   type Tx = DrizzleTransactionOf<Db>
   return defineDatabase<Tx>({
     layer: 'drizzle',
-    transaction: (fn, { isolation }) =>
-      db.transaction((tx) => fn(tx as Tx), isolation === undefined ? undefined : { isolationLevel: isolationLevel(isolation) }),
+    transaction: async (fn, { isolation }) => {
+      let failure: unknown
+      try {
+        return await db.transaction(
+          async (tx) => {
+            try {
+              return await fn(tx as Tx)
+            } catch (error) {
+              failure = error
+              throw error
+            }
+          },
+          isolation === undefined ? undefined : { isolationLevel: isolationLevel(isolation) },
+        )
+      } catch (error) {
+        // fn's own error as it was thrown; BEGIN's, COMMIT's or ROLLBACK's (which Drizzle wraps)
+        // as the driver's, with its SQLSTATE: a serialization failure at COMMIT is retried on that.
+        throw error === failure ? error : driverError(error)
+      }
+    },
     session: (tx) => drizzleSession(tx as DrizzleTransaction) as SqlSession<Tx>,
+    driverError,
   })
 }

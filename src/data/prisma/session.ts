@@ -13,6 +13,7 @@ import { fromPrismaError } from './driver-error.ts'
  */
 export interface PrismaTransactionClient {
   $queryRawUnsafe<T = unknown>(query: string, ...values: any[]): PromiseLike<T>
+  $executeRawUnsafe(query: string, ...values: any[]): PromiseLike<number>
   $connect?: never
 }
 
@@ -57,6 +58,12 @@ export function prismaSession<Tx extends PrismaTransactionClient>(tx: Tx): SqlSe
     transaction: tx,
     run: async (statement): Promise<Row[]> => {
       try {
+        // $queryRawUnsafe reads one result's columns and fails on the several results a script
+        // returns; $executeRawUnsafe only counts rows.
+        if (statement.script) {
+          await tx.$executeRawUnsafe(statement.text)
+          return []
+        }
         return (await tx.$queryRawUnsafe<Row[]>(statement.text, ...statement.values)) ?? []
       } catch (error) {
         throw fromPrismaError(error)
@@ -105,5 +112,6 @@ export function prismaDatabase<Tx extends PrismaTransactionClient>(
       }
     },
     session: prismaSession,
+    driverError: fromPrismaError,
   })
 }
