@@ -19,17 +19,15 @@
 // (default 1.25), BENCH_LAYERS (a comma-separated list of words a layer's name contains, to run
 // fewer). The default run takes about 3 minutes.
 import { randomUUID } from 'node:crypto'
-import { availableParallelism, cpus, loadavg } from 'node:os'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { migrate } from '../src/index.ts'
-import { createDatabase, dropDatabase, uniqueDatabaseName, withDatabase } from '../tools/databases.ts'
-import { startLocalPostgres } from '../tools/local-postgres.ts'
 import { serverCpuReader } from './cpu.ts'
 import { dataLayers, type DataLayer, type OpenLayer } from './data-layers.ts'
 import { benchPool, combine, pairedRatio, runRound, type Meters, type RoundResult } from './measure.ts'
 import { createTables, randomDeposit, scenarios, type Request, type StoredKey } from './scenarios.ts'
 import { fixed, signed, table } from './stats.ts'
+import { loadAverage, printHeader, withBenchDatabase } from './under-load.ts'
 import { watchWire, type WireCounts } from './wire-counter.ts'
 
 const CLIENTS = whole('BENCH_CLIENTS', 8)
@@ -54,29 +52,19 @@ const VARIANTS: Variant[] = ['bare', 'first', 'replay']
 // Before any connection opens, so every socket is counted from its first byte.
 const wire = watchWire()
 
-// Ctrl-C stops the clients and still drops the database: the server may be shared.
-const interrupt = new AbortController()
-process.once('SIGINT', () => interrupt.abort(new Error('interrupted')))
+await withBenchDatabase('pgidem_bench_layers', bench)
 
-const server = await startLocalPostgres({ log: (line) => console.error(line), durable: true })
-try {
-  const database = uniqueDatabaseName('pgidem_bench_layers')
-  await createDatabase(server.url, database)
-  try {
-    await bench(withDatabase(server.url, database), server.description)
-  } finally {
-    await dropDatabase(server.url, database)
-  }
-} finally {
-  await server.stop()
-}
-
-async function bench(url: string, origin: string): Promise<void> {
+async function bench(url: string, origin: string, signal: AbortSignal): Promise<void> {
   const monitor = new pg.Client({ connectionString: url })
   await monitor.connect()
   const opened = new Map<DataLayer, OpenLayer<any>>()
   try {
-    await printHeader(monitor, origin)
+    await printHeader(monitor, 'pg-idempotency benchmark: per data layer', origin, [
+      `${CLIENTS} clients, ${ROUNDS} rounds of ${seconds} s per variant, every layer's variants taking turns (order rotated each round). ` +
+        "req/s: median round; vs bare: the median over rounds of the variant's req/s over the same layer's bare in the same round; " +
+        `statements and trips per call: counted on the wire over ${CENSUS_CALLS} calls made one at a time; design: what the library adds on that layer ` +
+        '(extra statements / extra round trips); node µs and pg µs: CPU per call of this process and of the server.',
+    ])
     await setUp(url)
     for (const layer of layers) opened.set(layer, layer.open(url, CLIENTS))
     const requests = new Map<DataLayer, Record<Variant, Request>>()
@@ -89,7 +77,7 @@ async function bench(url: string, origin: string): Promise<void> {
       const warmupMs = WARMUP_SECONDS[Math.min(round, 1)]! * 1000
       for (const layer of rotate(layers, round)) {
         for (const variant of rotate(VARIANTS, round)) {
-          const result = await runRound(requests.get(layer)![variant], CLIENTS, warmupMs, seconds * 1000, meters, interrupt.signal)
+          const result = await runRound(requests.get(layer)![variant], CLIENTS, warmupMs, seconds * 1000, meters, signal)
           rounds.get(layer)!.get(variant)!.push(result)
         }
       }
@@ -97,26 +85,11 @@ async function bench(url: string, origin: string): Promise<void> {
     const counts = new Map<DataLayer, Record<Variant, Census>>()
     for (const layer of layers) counts.set(layer, await census(requests.get(layer)!))
     console.log(`\n${report(rounds, counts)}`)
-    console.log(`Load average at the end: ${loadavg().map((load) => load.toFixed(2)).join(' ')}`)
+    console.log(`Load average at the end: ${loadAverage()}`)
   } finally {
     await Promise.all([...opened.values()].map((open) => open.close()))
     await monitor.end()
   }
-}
-
-async function printHeader(monitor: pg.Client, origin: string): Promise<void> {
-  const { rows } = await monitor.query<{ version: string; fsync: string; sync: string }>(
-    `select current_setting('server_version') as version, current_setting('fsync') as fsync, current_setting('synchronous_commit') as sync`,
-  )
-  const settings = rows[0]!
-  console.log('pg-idempotency benchmark: per data layer')
-  console.log(`PostgreSQL ${settings.version}, ${origin}, fsync=${settings.fsync}, synchronous_commit=${settings.sync}`)
-  console.log(`Node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), load average ${loadavg().map((load) => load.toFixed(2)).join(' ')}`)
-  console.log(
-    `${CLIENTS} clients, ${ROUNDS} rounds of ${seconds} s per variant, every layer's variants taking turns (order rotated each round). ` +
-      "req/s: median round; vs bare: the median over rounds of the variant's req/s over the same layer's bare in the same round; " +
-      `trips and statements per call: counted on the wire over ${CENSUS_CALLS} calls made one at a time; design: what the library adds on that layer.`,
-  )
 }
 
 async function setUp(url: string): Promise<void> {
