@@ -18,17 +18,9 @@ export interface Counter {
  * no awaits to the timed path.
  */
 export function connectCounted<DB>(url: string, max: number, counter: Counter, kind: PoolKind = 'optimized'): Kysely<DB> {
-  // Idle connections stay open: while the other variants of a round run, a pool's connections sit
-  // idle for longer than node-postgres's default 10 s, and reconnecting would bill the next
-  // variant for forking and warming a backend (and drop the old one's CPU from the server's sum).
-  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 0 })
-  // A connection that dies between queries emits 'error', which unheard would crash the run before
-  // it drops its database; the next query on it fails and stops the run instead.
-  const ignore = () => {}
-  pool.on('error', ignore)
+  const pool = benchPool(url, max)
   // It counts what goes to node-postgres, so a BEGIN held back is not counted and a batch counts once.
   pool.on('connect', (client) => {
-    client.on('error', ignore)
     const query = client.query.bind(client) as (...args: unknown[]) => unknown
     ;(client as unknown as { query: typeof query }).query = (...args) => {
       counter.queries++
@@ -38,6 +30,20 @@ export function connectCounted<DB>(url: string, max: number, counter: Counter, k
   // The recommended set-up: the library's statements prepared and sent with BEGIN and COMMIT.
   const dialect = kind === 'plain' ? new PostgresDialect({ pool }) : optimizedDialect({ pool }, { batching: kind === 'optimized' })
   return new Kysely<DB>({ dialect })
+}
+
+/** A node-postgres pool of `max` connections as every benchmark opens one. */
+export function benchPool(url: string, max: number): pg.Pool {
+  // Idle connections stay open: while the other variants of a round run, a pool's connections sit
+  // idle for longer than node-postgres's default 10 s, and reconnecting would bill the next
+  // variant for forking and warming a backend (and drop the old one's CPU from the server's sum).
+  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 0 })
+  // A connection that dies between queries emits 'error', which unheard would crash the run before
+  // it drops its database; the next query on it fails and stops the run instead.
+  const ignore = () => {}
+  pool.on('error', ignore)
+  pool.on('connect', (client) => client.on('error', ignore))
+  return pool
 }
 
 /** Reads the server's WAL insert position in bytes. */
