@@ -5,7 +5,8 @@
 // retryable and which the HTTP adapters do not answer (a 500 instead of a 503 to retry).
 import { randomUUID } from 'node:crypto'
 import knex, { type Knex } from 'knex'
-// Knex's own PostgreSQL client, subclassed to lose the connection when BEGIN is sent.
+// Knex's own PostgreSQL client (untyped module), subclassed to lose the connection when BEGIN is sent.
+// @ts-expect-error knex ships no declaration for its dialect modules
 import PgClient from 'knex/lib/dialects/postgres/index.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { database, IdempotencyErrorCode, withIdempotency } from '../../src/data/knex/index.ts'
