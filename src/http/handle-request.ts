@@ -2,6 +2,8 @@ import type { IdempotencyDatabase } from '../data/database.ts'
 import { toDatabase, type DatabaseInput, type TransactionOf } from '../data/resolve-database.ts'
 import { IdempotencyError, IdempotencySnapshotConflictError, IdempotencyUsageError } from '../errors.ts'
 import type { MismatchPolicy } from '../options.ts'
+import { isConnectionLost } from '../store/connection-lost.ts'
+import { translateDatabaseError } from '../store/database-errors.ts'
 import { SqlState } from '../store/sql-state.ts'
 import { withIdempotencyIn } from '../with-idempotency.ts'
 import { fingerprintBody, type BodyFingerprint } from './body-fingerprint.ts'
@@ -102,7 +104,10 @@ export async function handleIdempotentRequest<D, Raw>(
     } catch (error) {
       if (error instanceof NotStored) return error.response
       if (isSerializationFailure(error, databaseOf(policy)) && attempt < SERIALIZATION_ATTEMPTS) continue
-      return libraryProblem(policy, error)
+      // A connection refused or lost where none of the library's statements saw it (getting a
+      // connection, BEGIN, the handler's own query) is answered as one lost during the claim: a
+      // retryable 503. The transaction did not commit (at COMMIT it may have: the same key tells).
+      return libraryProblem(policy, !(error instanceof IdempotencyError) && isConnectionLost(error) ? translateDatabaseError(error, 1) : error)
     }
   }
 }

@@ -51,7 +51,11 @@ export function knexDatabase(knex: Knex): IdempotencyDatabase<Knex.Transaction> 
   }
   return defineDatabase<Knex.Transaction>({
     layer: 'knex',
-    transaction: (fn, { isolation }) => knex.transaction(fn, isolation === undefined ? {} : { isolationLevel: isolationLevel(isolation) }),
+    // Knex calls back even when its BEGIN failed (a lost connection): the trx is then already
+    // completed and knex.transaction rejects with BEGIN's error. fn does not run on such a trx (its
+    // session would refuse it as not a transaction, IDEMPOTENCY_USAGE, hiding the lost connection).
+    transaction: (fn, { isolation }) =>
+      knex.transaction((trx) => (trx.isCompleted() ? (trx.executionPromise as Promise<never>) : fn(trx)), isolation === undefined ? {} : { isolationLevel: isolationLevel(isolation) }),
     session: knexSession,
   })
 }
