@@ -101,7 +101,10 @@ export function pgDatabase(pool: Pool): IdempotencyDatabase<PoolClient> {
         if (isConnectionLost(error)) broken ??= error as Error
         throw error
       } finally {
-        client.off('error', onError)
+        // A client going back to the pool is heard by the pool from here on. One that is being
+        // destroyed keeps this listener: its dying connection may still report (a FATAL 57P01
+        // after the release), and an unheard 'error' would end the process.
+        if (broken === undefined) client.off('error', onError)
         client.release(broken ?? false)
       }
     },
