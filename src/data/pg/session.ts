@@ -76,14 +76,22 @@ export function pgDatabase(pool: Pool): IdempotencyDatabase<PoolClient> {
   return defineDatabase<PoolClient>({
     layer: 'node-postgres',
     transaction: async (fn, { isolation }) => {
-      const client = await pool.connect()
       let broken: Error | undefined
       // A checked-out client whose connection dies between queries emits 'error'; unheard, that
       // would end the process. The query that follows fails, and the client is destroyed.
       const onError = (error: Error) => {
         broken ??= error
       }
-      client.on('error', onError)
+      // Heard from the moment the pool hands the client over, in the pool's own callback: a
+      // promise's continuation runs only after the rest of the socket's chunk is parsed, and a
+      // backend terminated just as it became ready sends its FATAL in that same chunk.
+      const client = await new Promise<PoolClient>((resolve, reject) => {
+        pool.connect((error, checkedOut) => {
+          if (error || checkedOut === undefined) return reject(error)
+          checkedOut.on('error', onError)
+          resolve(checkedOut)
+        })
+      })
       try {
         await client.query(isolation === undefined ? 'begin' : `begin isolation level ${isolationLevel(isolation)}`)
         let result
