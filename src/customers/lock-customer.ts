@@ -1,7 +1,7 @@
 import type { SqlSession } from '../data/sql-session.ts'
 import { sql } from '../data/statement.ts'
 import { CustomerNotFoundError } from '../errors.ts'
-import { translateDatabaseError } from '../store/database-errors.ts'
+import { runStatement } from './customer-store.ts'
 
 /**
  * What a foreign key to the customers table would do for a key row that names a customer: the
@@ -15,12 +15,7 @@ export async function lockCustomerForKey(session: SqlSession, schema: string, cu
   const justLocked = lockedJustBefore.get(tx)
   lockedJustBefore.delete(tx)
   if (justLocked === lockName(schema, customerId)) return
-  let rows: unknown[]
-  try {
-    rows = await session.run(sql`select 1 as found from ${sql.id(schema, 'customers')} where customer_id = ${customerId}::uuid for key share`.toStatement())
-  } catch (error) {
-    throw translateDatabaseError(error, 1)
-  }
+  const rows = await runStatement(session, sql`select 1 as found from ${sql.id(schema, 'customers')} where customer_id = ${customerId}::uuid for key share`)
   if (!rows[0]) throw new CustomerNotFoundError()
 }
 

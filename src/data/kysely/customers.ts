@@ -1,25 +1,7 @@
-// The customer functions with kysely's types, as the package root has always exported them.
-import type { Kysely, Transaction } from 'kysely'
-import { createCustomerIn, type CreateCustomerInput } from '../../customers/create-customer.ts'
+// findCustomer and resolveCustomer with kysely's types: a Kysely instance or one of its transactions.
+import type { Kysely } from 'kysely'
 import type { Customer } from '../../customers/customer.ts'
 import { findCustomerIn, resolveCustomerIn, type FindCustomerInput } from '../../customers/find-customer.ts'
-import { kyselySession } from './session.ts'
-
-/**
- * Creates the client's customer with this identifier, or returns the one that exists:
- * `created` tells which (an API answers `201` or `200`). A repeat with another context returns
- * the existing customer unchanged. Any number of concurrent creates make exactly one customer:
- * the unique constraint on (client, identifier) decides, in the caller's transaction.
- *
- * @example
- * ```ts
- * const { customer, created } = await db.transaction().execute((tx) =>
- *   createCustomer(tx, { clientId: 'client-a', idempotentIdentifier: 'user-123', context: { region: 'eu' } }))
- * ```
- */
-export async function createCustomer(tx: Transaction<any>, input: CreateCustomerInput): Promise<{ customer: Customer; created: boolean }> {
-  return createCustomerIn(kyselySession(tx), input)
-}
 
 /**
  * The client's customer named by id or by identifier, or undefined if there is none. A customer

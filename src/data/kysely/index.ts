@@ -2,16 +2,15 @@
 // exports, as it always has.
 import type { Kysely, Transaction, TransactionBuilder } from 'kysely'
 import type { IdempotencyKeyInput } from '../../key.ts'
-import { emitIn, type EmitOptions } from '../../outbox/emit.ts'
-import { withInboxIn, type InboxMessage, type InboxOutcome } from '../../outbox/inbox.ts'
 import type { IdempotencyOptions, MismatchHandler as AnyMismatchHandler } from '../../options.ts'
 import { withIdempotencyIn, type IdempotencyOutcome } from '../../with-idempotency.ts'
+import { transactionFunctions } from '../transaction-functions.ts'
 import { kyselyDatabase, kyselySession } from './session.ts'
 
 export * from '../../core-api.ts'
 export { optimizedDialect, type OptimizedDialectOptions } from './optimized-dialect.ts'
 export { kyselyDatabase, kyselyDatabase as database, kyselySession } from './session.ts'
-export { createCustomer, findCustomer, resolveCustomer } from './customers.ts'
+export { findCustomer, resolveCustomer } from './customers.ts'
 export { idempotencyMigrationProvider } from './migration-provider.ts'
 
 /** {@link withIdempotency}'s options; `DB` is the kysely database type. */
@@ -64,38 +63,7 @@ export async function runTransaction<DB, T>(db: Kysely<DB> | TransactionBuilder<
   return kyselyDatabase(db).transaction(fn)
 }
 
-/**
- * Writes an event in `tx`, alongside the business write and the key claim: a rollback leaves no
- * event, a commit exactly one, and a replayed request (whose fn does not run) emits nothing new.
- * Inside withIdempotency's fn, the event id is derived from the idempotency key, when its claim
- * was first seen and the event's position; consumers deduplicate on it, and every redelivery
- * carries it. An id used before is refused, and so is a customer that does not exist or is being
- * deleted. Returns the event id. Anything but a transaction is refused (`IDEMPOTENCY_USAGE`).
- *
- * @example
- * ```ts
- * await withIdempotency(tx, { scope, key, request: body, customerId }, async (tx) => {
- *   const row = await tx.insertInto('ledger').values(entry).returningAll().executeTakeFirstOrThrow()
- *   await emit(tx, 'deposit.accepted', { ledgerId: row.id, amount: row.amount })
- *   return { status: 201, body: row }
- * })
- * ```
- */
-export async function emit(tx: Transaction<any>, topic: string, payload: unknown, options?: EmitOptions): Promise<string> {
-  return emitIn(kyselySession(tx), topic, payload, options)
-}
-
-/**
- * Applies a message exactly once: its id is claimed in `tx`, with the consumer's own writes, by
- * the same machinery as withIdempotency. A redelivered message is not applied again;
- * `duplicate: true` says so, with the value the first application returned.
- *
- * @example
- * ```ts
- * const { duplicate } = await db.transaction().execute((tx) =>
- *   withInbox(tx, { source: 'events', messageId: event.eventId }, (tx) => applyDeposit(tx, event.payload)))
- * ```
- */
-export async function withInbox<DB, T>(tx: Transaction<DB>, message: InboxMessage, fn: (tx: Transaction<DB>) => Promise<T> | T): Promise<InboxOutcome<T>> {
-  return withInboxIn(kyselySession(tx), message, fn)
-}
+// emit, withInbox and createCustomer with kysely's Transaction, from the binder every layer's entry
+// point uses (docs/outbox.md, docs/customers.md). findCustomer and resolveCustomer, which take a
+// Kysely instance too, are in customers.ts.
+export const { emit, withInbox, createCustomer } = transactionFunctions<Transaction<any>>(kyselySession)
