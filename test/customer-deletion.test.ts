@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
-import { PgBoss } from 'pg-boss'
+import type { PgBoss } from 'pg-boss'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCustomer, deleteCustomerData, getCustomerDeletion, IdempotencyErrorCode, resolveCustomer, withIdempotency } from '../src/index.ts'
 import { CUSTOMER_DELETION_QUEUE, requestCustomerDeletion } from '../src/jobs/index.ts'
 import { Latch } from './support/concurrency.ts'
 import { useTestDatabase } from './support/test-database.ts'
+import { startDeletionBoss, stopBoss } from './support/deletion-boss.ts'
 
 const database = useTestDatabase({ maxConnections: 20 })
 let boss: PgBoss
@@ -20,13 +21,10 @@ beforeAll(async () => {
     create index on order_items (order_id);
     create table audit_log (id bigserial primary key, customer_id uuid not null, event text not null);
     create index on audit_log (customer_id);`.execute(database.db)
-  boss = new PgBoss({ connectionString: database.url, schema: 'pgboss', max: 4 })
-  boss.on('error', () => {})
-  await boss.start()
-  await boss.createQueue(CUSTOMER_DELETION_QUEUE)
+  boss = await startDeletionBoss(database.url, 4)
 })
 afterAll(async () => {
-  await boss?.stop({ graceful: false })
+  await stopBoss(boss)
 })
 
 /** A customer with orders, two items per order, audit rows and idempotency keys. */

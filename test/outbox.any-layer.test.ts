@@ -4,15 +4,16 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import pg from 'pg'
-import { PgBoss } from 'pg-boss'
+import type { PgBoss } from 'pg-boss'
 import { version as uuidVersion } from 'uuid'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createCustomer, emit, emitIn, IdempotencyErrorCode, withIdempotencyIn, withInboxIn, type IdempotencyDatabase } from '../src/index.ts'
 import { inTransaction } from '../src/data/database.ts'
 import { CUSTOMER_DELETION_QUEUE, requestCustomerDeletion } from '../src/jobs/index.ts'
 import { createOutboxRelay, pruneDeliveredEvents, type OutboxEvent } from '../src/outbox/index.ts'
-import { plainPgDatabase, RAW_STRING_TYPES } from './support/plain-pg-database.ts'
+import { pgDatabase, textOnlyPool } from './support/pg-database.ts'
 import { useTestDatabase } from './support/test-database.ts'
+import { startDeletionBoss, stopBoss } from './support/deletion-boss.ts'
 
 const database = useTestDatabase({ maxConnections: 10 })
 let pool: pg.Pool
@@ -20,16 +21,13 @@ let plain: IdempotencyDatabase<pg.PoolClient>
 let boss: PgBoss
 
 beforeAll(async () => {
-  pool = new pg.Pool({ connectionString: database.url, max: 10, types: RAW_STRING_TYPES })
-  plain = plainPgDatabase(pool)
+  pool = textOnlyPool(database.url, 10)
+  plain = pgDatabase(pool)
   await sql`create table applied (message_id text primary key)`.execute(database.db)
-  boss = new PgBoss({ connectionString: database.url, schema: 'pgboss', max: 3 })
-  boss.on('error', () => {})
-  await boss.start()
-  await boss.createQueue(CUSTOMER_DELETION_QUEUE)
+  boss = await startDeletionBoss(database.url, 3)
 })
 afterAll(async () => {
-  await boss?.stop({ graceful: false })
+  await stopBoss(boss)
   await pool?.end()
 })
 beforeEach(async () => {

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import pg from 'pg'
-import { PgBoss } from 'pg-boss'
+import type { PgBoss } from 'pg-boss'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createCustomer, deleteCustomerData, IdempotencyErrorCode, withIdempotency } from '../../src/index.ts'
-import { CUSTOMER_DELETION_QUEUE, requestCustomerDeletion } from '../../src/jobs/index.ts'
+import { requestCustomerDeletion } from '../../src/jobs/index.ts'
 import { Latch } from '../support/concurrency.ts'
 import { useTestDatabase } from '../support/test-database.ts'
+import { startDeletionBoss, stopBoss } from '../support/deletion-boss.ts'
 
 // docs/customers.md: "`withIdempotency` callers pass `customerId` with the key for the same effect"
 // as a `customer: true` route, whose key can never outlive the customer's deletion. A key stored
@@ -16,13 +17,10 @@ const database = useTestDatabase({ maxConnections: 10 })
 let boss: PgBoss
 
 beforeAll(async () => {
-  boss = new PgBoss({ connectionString: database.url, schema: 'pgboss', max: 2 })
-  boss.on('error', () => {})
-  await boss.start()
-  await boss.createQueue(CUSTOMER_DELETION_QUEUE)
+  boss = await startDeletionBoss(database.url, 2)
 })
 afterAll(async () => {
-  await boss?.stop({ graceful: false })
+  await stopBoss(boss)
 })
 
 async function newCustomer() {
